@@ -1,0 +1,230 @@
+"""The tree of alternatives: problem -> response -> prefix (insertion point) -> branch.
+
+A ``networkx.DiGraph`` whose every node carries one pydantic record under the attribute ``"data"``.
+Node ids spell the path: ``problem``, ``r0``, ``r0/line2``, ``r0/line2/fire/3``. The JSON file is
+networkx's node-link format with a schema version, validated by pydantic when read back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import networkx as nx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from prm_fire.branching import BranchSet, GradedBranch
+from prm_fire.grader import Grade
+from prm_fire.metrics import effective_answers, pass_at_k
+from prm_fire.prefixes import Prefix
+from prm_fire.problems import Problem
+from prm_fire.sampling import Method, SamplingConfig
+from prm_fire.steps import Step, StepMode, split_steps
+
+SCHEMA_VERSION = 1
+
+
+class ProblemNode(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    kind: Literal["problem"] = "problem"
+    problem: Problem
+
+
+class ResponseNode(BaseModel):
+    """A full response, its steps, its grade and (when a PRM scored it) per-step scores."""
+
+    model_config = ConfigDict(frozen=True)
+    kind: Literal["response"] = "response"
+    text: str
+    origin: str = Field(description="Where it came from: 'given', 'dataset', 'sampled:<model>'.")
+    step_mode: StepMode = "line"
+    steps: list[Step]
+    grade: Grade | None = None
+    prm: str | None = Field(default=None, description="Name of the PRM that scored the steps.")
+    step_scores: list[float] | None = None
+    first_error_index: int | None = None
+
+
+class PrefixNode(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    kind: Literal["prefix"] = "prefix"
+    prefix: Prefix
+
+
+class BranchNode(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    kind: Literal["branch"] = "branch"
+    model: str
+    sampling: SamplingConfig
+    branch: GradedBranch
+
+
+Node = Annotated[Union[ProblemNode, ResponseNode, PrefixNode, BranchNode], Field(discriminator="kind")]
+
+
+class _NodeEntry(BaseModel):
+    id: str
+    data: Node
+
+
+class _EdgeEntry(BaseModel):
+    source: str
+    target: str
+
+
+class TreeFile(BaseModel):
+    """The JSON document: networkx node-link data plus ``schema_version``."""
+
+    schema_version: Literal[1]
+    directed: Literal[True] = True
+    multigraph: Literal[False] = False
+    graph: dict[str, Any] = Field(default_factory=dict)
+    nodes: list[_NodeEntry]
+    edges: list[_EdgeEntry]
+
+
+class TreeError(ValueError):
+    """A tree file that is not valid JSON or not a tree of alternatives."""
+
+
+def new_tree(problem: Problem) -> nx.DiGraph:
+    """A tree holding only its root, the problem."""
+    tree = nx.DiGraph(schema_version=SCHEMA_VERSION)
+    tree.add_node("problem", data=ProblemNode(problem=problem))
+    return tree
+
+
+def add_response(
+    tree: nx.DiGraph,
+    text: str,
+    *,
+    origin: str,
+    step_mode: StepMode = "line",
+    grade: Grade | None = None,
+    prm: str | None = None,
+    step_scores: list[float] | None = None,
+    first_error_index: int | None = None,
+) -> str:
+    """Add a response under the problem; returns its node id (``r0``, ``r1``, ...)."""
+    node_id = f"r{sum(1 for _ in tree.successors('problem'))}"
+    record = ResponseNode(
+        text=text,
+        origin=origin,
+        step_mode=step_mode,
+        steps=split_steps(text, step_mode),
+        grade=grade,
+        prm=prm,
+        step_scores=step_scores,
+        first_error_index=first_error_index,
+    )
+    tree.add_node(node_id, data=record)
+    tree.add_edge("problem", node_id)
+    return node_id
+
+
+def add_branch_set(tree: nx.DiGraph, response_id: str, branch_set: BranchSet) -> str:
+    """Add a prefix node under ``response_id`` (once per insertion point) and one node per branch.
+
+    Returns the prefix node id. Two methods (FIRE and regular) from one prefix share its node.
+    """
+    if response_id not in tree or tree.nodes[response_id]["data"].kind != "response":
+        raise KeyError(f"tree has no response node {response_id!r}")
+    prefix_id = f"{response_id}/{branch_set.prefix.point}"
+    if prefix_id in tree:
+        if tree.nodes[prefix_id]["data"].prefix.text != branch_set.prefix.text:
+            raise ValueError(f"prefix node {prefix_id!r} already holds a different prefix text")
+    else:
+        tree.add_node(prefix_id, data=PrefixNode(prefix=branch_set.prefix))
+        tree.add_edge(response_id, prefix_id)
+    method = branch_set.sampling.method
+    for b in branch_set.branches:
+        branch_id = f"{prefix_id}/{method}/{b.index}"
+        if branch_id in tree:
+            raise ValueError(f"tree already has branch {branch_id!r}")
+        tree.add_node(branch_id, data=BranchNode(model=branch_set.model, sampling=branch_set.sampling, branch=b))
+        tree.add_edge(prefix_id, branch_id)
+    return prefix_id
+
+
+def branches_of(tree: nx.DiGraph, prefix_id: str, method: Method) -> list[GradedBranch]:
+    """The branches under a prefix node drawn with ``method``, by index."""
+    found = [tree.nodes[c]["data"].branch for c in tree.successors(prefix_id)]
+    return sorted((b for b in found if b.method == method), key=lambda b: b.index)
+
+
+class PrefixSummary(BaseModel):
+    """What a prefix's branches of one method add up to."""
+
+    point: str
+    method: Method
+    n: int
+    correct: int
+    pass_at: dict[int, float]
+    effective_answers: int
+    distinct_first_tokens: int
+
+
+def summarize(tree: nx.DiGraph, prefix_id: str, method: Method, ks: tuple[int, ...] = (1, 10)) -> PrefixSummary:
+    """n, correct count, pass@k for each k <= n, #EA and distinct first tokens of one prefix and method."""
+    branches = branches_of(tree, prefix_id, method)
+    n, c = len(branches), sum(b.correct for b in branches)
+    return PrefixSummary(
+        point=tree.nodes[prefix_id]["data"].prefix.point,
+        method=method,
+        n=n,
+        correct=c,
+        pass_at={k: pass_at_k(n, c, k) for k in ks if k <= n},
+        effective_answers=effective_answers([b.answer for b in branches]),
+        distinct_first_tokens=len({b.first_token_id for b in branches}),
+    )
+
+
+def tree_to_json(tree: nx.DiGraph) -> str:
+    """The tree as node-link JSON with ``schema_version``."""
+    data = nx.node_link_data(tree, edges="edges")
+    data["schema_version"] = data["graph"].pop("schema_version", SCHEMA_VERSION)
+    return TreeFile.model_validate(data).model_dump_json(indent=1)
+
+
+def tree_from_json(text: str, *, source: str = "<string>") -> nx.DiGraph:
+    """Read a tree back; a malformed document raises :class:`TreeError` naming ``source`` and the problem."""
+    try:
+        doc = TreeFile.model_validate_json(text)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "document"
+        raise TreeError(f"{source}: not a prm-fire tree ({err.error_count()} errors; first at {where}: {first['msg']})") from None
+    tree = nx.DiGraph(**doc.graph, schema_version=doc.schema_version)
+    for entry in doc.nodes:
+        tree.add_node(entry.id, data=entry.data)
+    for edge in doc.edges:
+        for end in (edge.source, edge.target):
+            if end not in tree:
+                raise TreeError(f"{source}: edge {edge.source!r} -> {edge.target!r} names unknown node {end!r}")
+        tree.add_edge(edge.source, edge.target)
+    if "problem" not in tree or not nx.is_arborescence(tree):
+        raise TreeError(f"{source}: nodes and edges do not form a tree rooted at 'problem'")
+    return tree
+
+
+def save_tree(tree: nx.DiGraph, path: str | Path) -> Path:
+    """Write the tree's JSON to ``path`` (parent folders created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(tree_to_json(tree))
+    return path
+
+
+def load_tree(path: str | Path) -> nx.DiGraph:
+    """Read a tree written by :func:`save_tree`."""
+    path = Path(path)
+    return tree_from_json(path.read_text(), source=str(path))
+
+
+def trees_equal(a: nx.DiGraph, b: nx.DiGraph) -> bool:
+    """Same nodes, same edges, same records on every node."""
+    return (
+        set(a.edges) == set(b.edges)
+        and a.nodes.keys() == b.nodes.keys()
+        and all(a.nodes[n]["data"] == b.nodes[n]["data"] for n in a.nodes)
+    )
