@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     resp = src.add_mutually_exclusive_group()
     resp.add_argument("--response", help="the response to cut (default: sampled greedily by the model)")
     resp.add_argument("--response-file", type=Path, help="file holding the response to cut")
+    src.add_argument("--response-max-new-tokens", type=int, default=512,
+                     help="length limit of the sampled base response")
     src.add_argument("--point", default="line2", help="insertion point: line1, line2, line3, ... or prm")
     src.add_argument("--first-error", type=int, help="0-based first incorrect step, for --point prm")
     src.add_argument("--step-mode", choices=["line", "paragraph"], default="line")
@@ -97,7 +99,7 @@ def cmd_branch(args: argparse.Namespace) -> int:
         origin, grade = "given", None
     else:
         print(f"sampling a base response greedily with {args.model} ...")
-        greedy = SamplingConfig(method="regular", temperature=0, max_new_tokens=args.max_new_tokens)
+        greedy = SamplingConfig(method="regular", temperature=0, max_new_tokens=args.response_max_new_tokens)
         base = generator.branch(build_messages(problem), "", 1, greedy)[0]
         graded = grade_branch(problem, build_prefix(base.text, "line1"), base)
         text, origin, grade = base.text, f"sampled:{args.model}", graded.grade

@@ -1,0 +1,414 @@
+"""The sandbox checker: grade a model's response against a gold answer.
+
+:func:`grade` takes the final answer out of a response (:func:`extract_answer`: the last
+``\\boxed{}``, else a GSM8K ``#### 42`` line) and asks two opinions whether it equals the gold answer:
+
+* **math-verify** (HuggingFace) parses both answers into SymPy and compares them symbolically and
+  numerically, so ``\\frac{1}{2}`` equals ``0.5`` and ``\\{1,2\\}`` equals ``\\{2,1\\}``;
+* **normalized match** is the MATH data set's own rule (Hendrycks et al. 2021): both strings go
+  through :func:`normalize_math_answer` and must then be equal.
+
+The answer is correct when either opinion says so. The normalized match catches what math-verify
+cannot parse (``\\text{(C)}``, ``\\text{Sunday}``) and decides alone when math-verify times out.
+
+Timeouts. SymPy can spend minutes on an innocent-looking answer: comparing ``9^{9^{9}}`` with ``2``
+did not finish in 60 s. math-verify 0.9 bounds its work with ``signal.alarm``, which cannot serve a
+pipeline that grades from worker threads: off the main thread ``signal.signal`` raises, and ``parse``
+and ``verify`` re-raise it as ``ValueError("Math-Verify ... doesn't support threaded environment")``.
+Even on the main thread the alarm takes whole seconds only (a float timeout such as ``2.5`` makes
+``parse`` swallow a ``TypeError`` and return no answer), it replaces any alarm of the caller, and a
+timed-out ``verify`` returns ``False``, the same as a wrong answer. So here math-verify runs with its
+own timeouts switched off, inside a sandbox worker process (``python -c`` importing this module) that
+answers one comparison per line of JSON over a pipe. The caller waits at most ``timeout`` seconds for
+the reply; a worker that has not answered by then is killed, and a fresh one starts on the next call.
+Workers are reused (a normal comparison costs a few milliseconds), one per thread grading at the same
+time, and killed at interpreter exit. Starting a worker takes about a second and is not counted in
+``timeout``. Waiting on the pipe uses ``select``: POSIX only.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+logger = logging.getLogger(__name__)
+
+
+class Grade(BaseModel):
+    """The verdict on one response, with both opinions behind it.
+
+    ``correct`` is ``math_verify is True or normalized_match``: math-verify's opinion counts when it
+    gave one, and the normalized match decides alone when math-verify failed or timed out.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    predicted: str | None = Field(description="Final answer extracted from the response; None if none was found.")
+    gold: str = Field(description="The gold answer graded against.")
+    correct: bool = Field(description="The verdict: math_verify is True or normalized_match.")
+    math_verify: bool | None = Field(description="math-verify's opinion; None if it failed or timed out.")
+    normalized_match: bool = Field(description="Equal after the MATH normalisation (normalize_math_answer).")
+    error: str | None = Field(default=None, description="What went wrong, e.g. 'timeout after 5.0s in math-verify'.")
+
+    @model_validator(mode="after")
+    def _correct_follows_the_rule(self) -> Grade:
+        expected = self.math_verify is True or self.normalized_match
+        if self.correct != expected:
+            raise ValueError(
+                f"correct={self.correct} contradicts math_verify={self.math_verify}, "
+                f"normalized_match={self.normalized_match} (correct = math_verify is True or normalized_match)"
+            )
+        return self
+
+
+# --- extracting the final answer ----------------------------------------------------------------
+
+_BOX = re.compile(r"\\(?:boxed|fbox)\b")
+_GSM8K_ANSWER = re.compile(r"^####[ \t]*(.*?)\s*$", re.MULTILINE)
+
+
+def extract_answer(text: str) -> str | None:
+    """The final answer of a solution: the content of its last ``\\boxed{}``, else its last ``#### x``.
+
+    ``\\boxed{...}`` is read up to its balanced closing brace; ``\\fbox{...}`` counts as a box, and
+    ``\\boxed 5`` (no braces) runs to the next ``$`` or line end. A last box that is empty or never
+    closed (a truncated response) counts as no box. Returns None when there is no answer.
+
+    >>> extract_answer(r"So $x = \\boxed{\\frac{1}{\\sqrt{2}}}$.")
+    '\\\\frac{1}{\\\\sqrt{2}}'
+    >>> extract_answer(r"First \\boxed{1}, then \\fbox{2}, finally $\\boxed 3$.")
+    '3'
+    >>> extract_answer("She pays 617 + 617 = <<617+617=1234>>1,234 dollars.\\n#### 1,234")
+    '1,234'
+    >>> extract_answer("The answer is 5.") is None
+    True
+    """
+    boxes = list(_BOX.finditer(text))
+    if boxes:
+        answer = _box_content(text, boxes[-1].end())
+        if answer:
+            return answer
+    lines = _GSM8K_ANSWER.findall(text)
+    if lines and lines[-1]:
+        return lines[-1]
+    return None
+
+
+def _box_content(text: str, start: int) -> str | None:
+    """What follows a ``\\boxed`` command ending at ``start``: ``{balanced}`` or `` token``."""
+    rest = text[start:]
+    body = rest.lstrip()
+    if not body.startswith("{"):
+        spaced = len(body) < len(rest)  # `\boxed 5`, not `\boxed$`
+        return (re.split(r"[$\n]", body, maxsplit=1)[0].strip() or None) if spaced else None
+    depth = 0
+    for i, char in enumerate(body):
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return body[1:i].strip() or None
+    return None  # never closed
+
+
+# --- the MATH normalisation ---------------------------------------------------------------------
+
+_PLAIN_REPLACEMENTS = (
+    ("\n", ""),  # line breaks
+    ("\\!", ""),  # negative thin space
+    ("\\\\", "\\"),
+    ("tfrac", "frac"),
+    ("dfrac", "frac"),
+    ("\\left", ""),
+    ("\\right", ""),
+    ("^{\\circ}", ""),  # degrees
+    ("^\\circ", ""),
+    ("\\$", ""),  # dollars
+)
+
+
+def normalize_math_answer(answer: str) -> str:
+    """The MATH data set's answer normalisation (``strip_string`` of Hendrycks et al. 2021).
+
+    Steps, in the original order: drop line breaks and ``\\!``, read ``\\\\`` as ``\\``,
+    ``\\tfrac``/``\\dfrac`` -> ``\\frac``, drop ``\\left``/``\\right``, degrees (``^\\circ``), ``\\$``,
+    units on the right (from ``\\text{ `` with a space on), ``\\%``; give decimals a leading zero
+    (``.5`` -> ``0.5``); drop a short left-hand side (``x = 3`` -> ``3``); drop spaces; brace
+    ``\\sqrt3`` and ``\\frac12``; and write ``0.5`` and ``a/b`` (integers) as ``\\frac``.
+    Unlike the original it never raises, braces ``\\sqrt 3`` and ``\\frac{7}2`` too, and units
+    after a second ``\\text{ `` go as well.
+
+    >>> normalize_math_answer(r"\\left( 3, \\dfrac12 \\right)")
+    '(3,\\\\frac{1}{2})'
+    >>> normalize_math_answer(r"x = .5"), normalize_math_answer("3/4")
+    ('\\\\frac{1}{2}', '\\\\frac{3}{4}')
+    >>> normalize_math_answer(r"90^\\circ"), normalize_math_answer(r"\\$4.50"), normalize_math_answer(r"4 \\text{ feet}")
+    ('90', '4.50', '4')
+    >>> normalize_math_answer(r"2\\sqrt3 + \\sqrt{2}"), normalize_math_answer(r"\\text{(C)}")
+    ('2\\\\sqrt{3}+\\\\sqrt{2}', '\\\\text{(C)}')
+    """
+    s = answer
+    for old, new in _PLAIN_REPLACEMENTS:
+        s = s.replace(old, new)
+    s = s.split("\\text{ ")[0]  # "5 \text{ cm}" -> "5 ": a unit, in MATH's convention
+    s = s.replace("\\%", "")
+    s = s.replace(" .", " 0.").replace("{.", "{0.")
+    if s.startswith("."):
+        s = "0" + s
+    sides = s.split("=")
+    if len(sides) == 2 and len(sides[0]) <= 2:  # "k = 3" -> "3"
+        s = sides[1]
+    s = s.replace(" ", "")
+    s = re.sub(r"\\sqrt(\w)", r"\\sqrt{\1}", s)  # \sqrt3 -> \sqrt{3}
+    s = re.sub(r"\\frac(\w)(\w)", r"\\frac{\1}{\2}", s)  # \frac12 -> \frac{1}{2}
+    s = re.sub(r"\\frac(\w)(?=\{)", r"\\frac{\1}", s)  # \frac1{72} -> \frac{1}{72}
+    s = re.sub(r"\\frac(\{[^{}]*\})(\w)", r"\\frac\1{\2}", s)  # \frac{72}1 -> \frac{72}{1}
+    if s == "0.5":
+        return "\\frac{1}{2}"
+    return re.sub(r"^(-?\d+)/(-?\d+)$", r"\\frac{\1}{\2}", s)  # 3/4 -> \frac{3}{4}
+
+
+def _tidy(answer: str) -> str:
+    """Drop what extraction can leave around an answer: unescaped ``$`` and trailing ``.,;:``.
+
+    MATH itself has such gold answers (``2$.`` from ``$\\boxed 2$.``, ``\\text{(E)},``,
+    ``-\\frac{5}{3}.``); a ``$`` is never part of an answer (dollars are ``\\$``).
+    """
+    return re.sub(r"(?<!\\)\$", "", answer).strip().rstrip(".,;:").rstrip()
+
+
+def _normalized_equal(a: str, b: str) -> bool:
+    """Equal and non-empty after :func:`normalize_math_answer` (a lone unit normalises to '')."""
+    normalized = normalize_math_answer(a)
+    return normalized != "" and normalized == normalize_math_answer(b)
+
+
+# --- math-verify, inside the sandbox worker -----------------------------------------------------
+
+
+def _math_verify_opinion(gold: str, predicted: str) -> tuple[bool | None, str | None]:
+    """math-verify's verdict on two extracted answers, or (None, why not). Runs in the worker.
+
+    Each answer is wrapped in ``\\boxed{}`` so that math-verify's LaTeX extraction reads all of it
+    (``1,234`` and ``\\frac12`` alike). Its own timeouts are off: the parent process bounds the time.
+    """
+    from math_verify import parse, verify
+
+    try:
+        gold_parsed = parse(f"\\boxed{{{gold}}}", parsing_timeout=None)  # type: ignore[arg-type]
+        if not gold_parsed:
+            return None, f"math-verify could not read the gold answer {gold!r}"
+        predicted_parsed = parse(f"\\boxed{{{predicted}}}", parsing_timeout=None)  # type: ignore[arg-type]
+        if not predicted_parsed:
+            return None, f"math-verify could not read the answer {predicted!r}"
+        return verify(gold_parsed, predicted_parsed, timeout_seconds=None), None
+    except Exception as exc:  # noqa: BLE001 - reported in Grade.error, not swallowed
+        return None, f"math-verify failed: {type(exc).__name__}: {exc}"
+
+
+def _serve() -> None:
+    """The worker's loop: a JSON request ``{"gold", "predicted"}`` a line in, a JSON reply a line out."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which then kills us
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="ascii")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print must not corrupt the replies
+    import math_verify.grader
+    import math_verify.parser
+
+    # Our parent bounds the time, so math-verify's "Timeout is disabled" warning is expected: silence it.
+    math_verify.parser.TIMEOUT_WARNING_SHOWN = math_verify.grader.TIMEOUT_WARNING_SHOWN = True
+    replies.write("ready\n")
+    replies.flush()
+    for line in sys.stdin:
+        request = json.loads(line)
+        verdict, error = _math_verify_opinion(request["gold"], request["predicted"])
+        replies.write(json.dumps({"verdict": verdict, "error": error}) + "\n")
+        replies.flush()
+
+
+_WORKER_COMMAND = "from prm_fire.grader import _serve; _serve()"
+_STARTUP_TIMEOUT = 120.0  # seconds for a worker to import math-verify and say "ready"
+
+
+class _Worker:
+    """One sandbox process (see the module docstring), used by one thread at a time."""
+
+    def __init__(self) -> None:
+        package_parent = str(Path(__file__).resolve().parents[1])
+        paths = [package_parent, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", _WORKER_COMMAND],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)},
+        )
+        try:
+            ready = self._read_line(_STARTUP_TIMEOUT)
+        except TimeoutError:
+            ready = b""
+        if ready != b"ready\n":
+            self.kill()
+            raise RuntimeError(
+                f"the grader's sandbox worker ({sys.executable} -c {_WORKER_COMMAND!r}) did not start: "
+                f"exit code {self._process.returncode}, first line {ready!r}; its stderr is above"
+            )
+
+    def ask(self, gold: str, predicted: str, timeout: float) -> tuple[bool | None, str | None]:
+        """math-verify's opinion; TimeoutError after ``timeout`` s, EOFError/OSError if the worker died."""
+        assert self._process.stdin is not None
+        self._process.stdin.write(json.dumps({"gold": gold, "predicted": predicted}).encode() + b"\n")
+        self._process.stdin.flush()
+        line = self._read_line(timeout)
+        if not line:
+            raise EOFError(f"the worker exited with code {self._process.wait()}")
+        reply = json.loads(line)
+        return reply["verdict"], reply["error"]
+
+    def _read_line(self, timeout: float) -> bytes:
+        assert self._process.stdout is not None
+        readable, _, _ = select.select([self._process.stdout], [], [], timeout)
+        if not readable:
+            raise TimeoutError
+        return self._process.stdout.readline()
+
+    def kill(self) -> None:
+        """Kill the process (harmless if it has exited) and reap it."""
+        self._process.kill()
+        self._process.wait()
+        for pipe in (self._process.stdin, self._process.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+class _Sandbox:
+    """The workers of this process: idle ones are reused, a new one starts when none is idle."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[_Worker] = []
+        self._live: set[_Worker] = set()
+
+    def opinion(self, gold: str, predicted: str, timeout: float) -> tuple[bool | None, str | None]:
+        """math-verify's opinion within ``timeout`` seconds, or (None, what went wrong)."""
+        worker = self._checkout()
+        try:
+            opinion = worker.ask(gold, predicted, timeout)
+        except TimeoutError:  # (before OSError, its base class)
+            error = f"timeout after {float(timeout)}s in math-verify"
+        except (EOFError, OSError, ValueError) as exc:  # ValueError: a garbled reply
+            error = f"math-verify's sandbox worker failed: {type(exc).__name__}: {exc}"
+        except BaseException:  # KeyboardInterrupt mid-request: the worker's state is unknown
+            self._discard(worker)
+            raise
+        else:
+            with self._lock:
+                self._idle.append(worker)
+            return opinion
+        self._discard(worker)
+        logger.warning("%s (gold %r, answer %r); its worker was killed", error, gold[:200], predicted[:200])
+        return None, error
+
+    def _checkout(self) -> _Worker:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        worker = _Worker()  # outside the lock: threads may start workers side by side
+        with self._lock:
+            self._live.add(worker)
+        return worker
+
+    def _discard(self, worker: _Worker) -> None:
+        worker.kill()
+        with self._lock:
+            self._live.discard(worker)
+
+    def close(self) -> None:
+        """Kill every worker, busy or idle (at interpreter exit)."""
+        with self._lock:
+            workers, self._live, self._idle = list(self._live), set(), []
+        for worker in workers:
+            worker.kill()
+
+    def forget(self) -> None:
+        """In a forked child: the workers belong to the parent, so start afresh without them."""
+        self._lock = threading.Lock()
+        self._idle, self._live = [], set()
+
+
+_SANDBOX = _Sandbox()
+atexit.register(_SANDBOX.close)
+os.register_at_fork(after_in_child=_SANDBOX.forget)
+
+
+# --- the public verdicts ------------------------------------------------------------------------
+
+
+def _check_timeout(timeout: float) -> None:
+    if not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+
+
+def answers_equivalent(a: str, b: str, *, timeout: float = 5.0) -> bool:
+    """Whether two final answers (already extracted) are the same answer.
+
+    True when their normalisations are equal (checked first, no SymPy) or math-verify says so
+    within ``timeout`` seconds; a timeout counts as "not shown equal" and is logged. ``a`` is
+    math-verify's reference (gold) side, which matters little: its ``verify`` is nearly symmetric.
+
+    >>> answers_equivalent(r"\\frac{1}{2}", "0.5"), answers_equivalent(r"\\{1, 2\\}", r"\\{2,1\\}")
+    (True, True)
+    >>> answers_equivalent("2", "3")
+    False
+    """
+    _check_timeout(timeout)
+    a, b = _tidy(a), _tidy(b)
+    if _normalized_equal(a, b):
+        return True
+    verdict, _ = _SANDBOX.opinion(a, b, timeout)
+    return verdict is True
+
+
+def grade(response: str, gold: str, *, timeout: float = 5.0) -> Grade:
+    """Grade a response against the gold answer.
+
+    The answer is :func:`extract_answer` of the response. Both opinions are always asked, and
+    ``correct = math_verify is True or normalized_match``: math-verify (SymPy, bounded by
+    ``timeout`` seconds in a sandbox process) or the MATH normalisation saying "equal" suffices. A
+    response with no final answer is incorrect with ``error`` saying so; a math-verify timeout or
+    failure gives ``math_verify=None`` and an ``error``, and the normalized match decides alone.
+    Safe to call from any thread.
+    """
+    _check_timeout(timeout)
+    if not gold.strip():
+        raise ValueError(f"gold answer is empty ({gold!r}); cannot grade response {response[:80]!r}")
+    predicted = extract_answer(response)
+    if predicted is None:
+        return Grade(
+            predicted=None,
+            gold=gold,
+            correct=False,
+            math_verify=None,
+            normalized_match=False,
+            error="no final answer found (no \\boxed{} and no '#### ' line)",
+        )
+    normalized_match = _normalized_equal(_tidy(predicted), _tidy(gold))
+    verdict, error = _SANDBOX.opinion(_tidy(gold), _tidy(predicted), timeout)
+    return Grade(
+        predicted=predicted,
+        gold=gold,
+        correct=verdict is True or normalized_match,
+        math_verify=verdict,
+        normalized_match=normalized_match,
+        error=error,
+    )

@@ -1,0 +1,50 @@
+"""Model registry: embedded GGUF keys resolve to verified, converted folders; bad names are named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from prm_fire.models import CACHE_ENV, EMBEDDED, ModelError, cache_dir, gguf_path, resolve_model
+
+
+def test_embedded_key_resolves_to_a_converted_folder():
+    folder = Path(resolve_model("smollm2-135m"))
+    assert (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
+    source = json.loads((folder / "prm_fire_source.json").read_text())
+    assert source["gguf_sha256"] == EMBEDDED["smollm2-135m"].sha256
+    assert "chat_template" in (folder / "tokenizer_config.json").read_text() or (folder / "chat_template.jinja").is_file()
+
+
+def test_split_gguf_is_assembled_in_the_cache_and_verified(tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    assert cache_dir() == tmp_path
+    path = gguf_path("qwen2.5-coder-0.5b")
+    assert path == tmp_path / "gguf" / "qwen2.5-coder-0.5b.gguf"
+    assert path.read_bytes()[:4] == b"GGUF"
+    assert gguf_path("qwen2.5-coder-0.5b") == path  # second call verifies the cached file
+
+
+def test_checksum_mismatch_is_an_error(monkeypatch):
+    bad = EMBEDDED["smollm2-135m"].model_copy(update={"key": "tampered", "sha256": "0" * 64})
+    monkeypatch.setitem(EMBEDDED, "tampered", bad)
+    with pytest.raises(ModelError, match="model 'tampered': .* has sha256 b179c952.*expected 0000"):
+        gguf_path("tampered")
+
+
+def test_missing_package_names_the_install_command(monkeypatch):
+    missing = EMBEDDED["smollm2-135m"].model_copy(
+        update={"key": "absent", "parts": (("no_such_package_xyz", "m.gguf"),), "install": "pip install xyz"})
+    monkeypatch.setitem(EMBEDDED, "absent", missing)
+    with pytest.raises(ModelError, match="package 'no_such_package_xyz' is not installed; run: pip install xyz"):
+        resolve_model("absent")
+
+
+def test_hub_ids_pass_through_and_bad_names_fail(tmp_path):
+    assert resolve_model("Qwen/Qwen2-7B-Instruct") == "Qwen/Qwen2-7B-Instruct"
+    with pytest.raises(ModelError, match="has no config.json"):
+        resolve_model(str(tmp_path))
+    with pytest.raises(ModelError, match="neither an embedded key .*smollm2-135m"):
+        resolve_model("no-such-model")
