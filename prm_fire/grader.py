@@ -387,7 +387,8 @@ def grade(response: str, gold: str, *, timeout: float = 5.0) -> Grade:
     ``timeout`` seconds in a sandbox process) or the MATH normalisation saying "equal" suffices. A
     response with no final answer is incorrect with ``error`` saying so; a math-verify timeout or
     failure gives ``math_verify=None`` and an ``error``, and the normalized match decides alone.
-    Safe to call from any thread.
+    Both opinions see the two answers without stray ``$`` and trailing ``.,;:`` (MATH has gold
+    answers such as ``2$.``). Safe to call from any thread.
     """
     _check_timeout(timeout)
     if not gold.strip():

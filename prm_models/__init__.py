@@ -1,0 +1,52 @@
+"""Process reward models: score each step of a solution and locate the first incorrect one.
+
+Every scorer follows :class:`PRMScorer` and registers itself in :data:`PRMS` under the name the
+command line uses (``--prm NAME``). The scorers themselves (Monte-Carlo rollouts, a symbolic step
+checker, the Qwen2.5-Math-PRM and Math-Shepherd conventions, dataset labels) are the PRM issue's work.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from prm_fire.problems import Problem
+from prm_fire.registry import Registry
+
+PRMS: Registry[type] = Registry("PRM scorer")
+
+
+class StepScores(BaseModel):
+    """Per-step probabilities that a step is correct, and the first step judged incorrect.
+
+    >>> StepScores(prm="label", scores=[0.9, 0.2, 0.8], threshold=0.5).first_error_index
+    1
+    >>> StepScores(prm="label", scores=[0.9, 0.7], threshold=0.5).first_error_index is None
+    True
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    prm: str = Field(description="Name of the scorer in the PRMS registry.")
+    scores: list[float] = Field(description="One score in [0, 1] per step.")
+    threshold: float = Field(default=0.5, ge=0, le=1, description="A step scoring below it is incorrect.")
+
+    @property
+    def first_error_index(self) -> int | None:
+        """Index of the first step scored below the threshold, or None if every step passes."""
+        return next((i for i, s in enumerate(self.scores) if s < self.threshold), None)
+
+
+@runtime_checkable
+class PRMScorer(Protocol):
+    """Scores the steps of one solution to one problem."""
+
+    name: str
+
+    def score(self, problem: Problem, steps: list[str]) -> StepScores:
+        """One score per step, in order."""
+        ...
+
+
+__all__ = ["PRMS", "PRMScorer", "StepScores"]

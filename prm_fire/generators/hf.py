@@ -139,7 +139,7 @@ class HFGenerator:
         rows: list[list[int]] = [[] for _ in range(n)]
         finish = ["length"] * n
         alive = list(range(n))
-        bar = tqdm(total=cfg.max_new_tokens, desc=f"{cfg.method} x{n}", unit="tok", disable=not self.progress)
+        bar = tqdm(total=cfg.max_new_tokens, desc=f"{cfg.method} x{n}", unit="step", disable=not self.progress)
         for step in range(cfg.max_new_tokens):
             bar.update()
             if step > 0:

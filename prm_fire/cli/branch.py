@@ -1,9 +1,8 @@
-"""Command line: ``prm-fire branch`` branches a problem from a prefix and writes the tree JSON."""
+"""``prm-fire branch``: branch one problem from an insertion point and write the tree JSON."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from prm_fire.sampling import FireConfig, SamplingConfig
@@ -36,10 +35,8 @@ def _sampling(args: argparse.Namespace, method: str) -> SamplingConfig:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="prm-fire", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``branch`` and its options."""
     b = sub.add_parser("branch", help="branch one problem from an insertion point; write the tree JSON")
     src = b.add_argument_group("problem and response")
     src.add_argument("--data", type=Path, help="data file (MATH/MATH-500/GSM8K JSONL, ProcessBench JSON); "
@@ -60,7 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--method", choices=["fire", "regular", "both"], default="both")
     _add_sampling_args(b)
     b.add_argument("--out", type=Path, default=Path("out/tree.json"), help="where to write the tree JSON")
-    return parser
 
 
 def _pick_problem(args: argparse.Namespace):
@@ -81,7 +77,8 @@ def _print_summary(bset, summary) -> None:
     print(f"correct: {summary.correct}/{summary.n}  {passes}")
 
 
-def cmd_branch(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Run ``prm-fire branch``."""
     from prm_fire.branching import branch, grade_branch
     from prm_fire.generators import make_generator
     from prm_fire.prefixes import build_prefix, check_point
@@ -118,17 +115,3 @@ def cmd_branch(args: argparse.Namespace) -> int:
     path = save_tree(tree, args.out)
     print(f"\ntree written to {path}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``prm-fire`` console script."""
-    args = build_parser().parse_args(argv)
-    try:
-        return {"branch": cmd_branch}[args.command](args)
-    except (ValueError, KeyError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
