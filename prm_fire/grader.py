@@ -18,7 +18,7 @@ and ``verify`` re-raise it as ``ValueError("Math-Verify ... doesn't support thre
 Even on the main thread the alarm takes whole seconds only (a float timeout such as ``2.5`` makes
 ``parse`` swallow a ``TypeError`` and return no answer), it replaces any alarm of the caller, and a
 timed-out ``verify`` returns ``False``, the same as a wrong answer. So here math-verify runs with its
-own timeouts switched off, inside a sandbox worker process (``python -c`` importing this module) that
+own timeouts switched off, inside a sandbox worker process (``python -c`` running this file) that
 answers one comparison per line of JSON over a pipe. The caller waits at most ``timeout`` seconds for
 the reply; a worker that has not answered by then is killed, and a fresh one starts on the next call.
 Workers are reused (a normal comparison costs a few milliseconds), one per thread grading at the same
@@ -54,12 +54,12 @@ class Grade(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    predicted: str | None = Field(description="Final answer extracted from the response; None if none was found.")
+    predicted: str | None = Field(description="Final answer extracted from the response; None if none found.")
     gold: str = Field(description="The gold answer graded against.")
     correct: bool = Field(description="The verdict: math_verify is True or normalized_match.")
     math_verify: bool | None = Field(description="math-verify's opinion; None if it failed or timed out.")
     normalized_match: bool = Field(description="Equal after the MATH normalisation (normalize_math_answer).")
-    error: str | None = Field(default=None, description="What went wrong, e.g. 'timeout after 5.0s in math-verify'.")
+    error: str | None = Field(default=None, description="What went wrong: 'timeout after 5.0s in math-verify', ...")
 
     @model_validator(mode="after")
     def _correct_follows_the_rule(self) -> Grade:
@@ -67,7 +67,7 @@ class Grade(BaseModel):
         if self.correct != expected:
             raise ValueError(
                 f"correct={self.correct} contradicts math_verify={self.math_verify}, "
-                f"normalized_match={self.normalized_match} (correct = math_verify is True or normalized_match)"
+                f"normalized_match={self.normalized_match} (the rule: math_verify is True or normalized_match)"
             )
         return self
 
@@ -154,8 +154,8 @@ def normalize_math_answer(answer: str) -> str:
     '(3,\\\\frac{1}{2})'
     >>> normalize_math_answer(r"x = .5"), normalize_math_answer("3/4")
     ('\\\\frac{1}{2}', '\\\\frac{3}{4}')
-    >>> normalize_math_answer(r"90^\\circ"), normalize_math_answer(r"\\$4.50"), normalize_math_answer(r"4 \\text{ feet}")
-    ('90', '4.50', '4')
+    >>> [normalize_math_answer(a) for a in (r"90^\\circ", r"\\$4.50", r"4 \\text{ feet}")]
+    ['90', '4.50', '4']
     >>> normalize_math_answer(r"2\\sqrt3 + \\sqrt{2}"), normalize_math_answer(r"\\text{(C)}")
     ('2\\\\sqrt{3}+\\\\sqrt{2}', '\\\\text{(C)}')
     """
@@ -237,7 +237,8 @@ def _serve() -> None:
         replies.flush()
 
 
-_WORKER_COMMAND = "from prm_fire.grader import _serve; _serve()"
+# The worker runs this file by path, not `import prm_fire.grader`: it skips the package's other imports.
+_WORKER_COMMAND = "import runpy, sys; runpy.run_path(sys.argv[1])['_serve']()"
 _STARTUP_TIMEOUT = 120.0  # seconds for a worker to import math-verify and say "ready"
 
 
@@ -245,13 +246,10 @@ class _Worker:
     """One sandbox process (see the module docstring), used by one thread at a time."""
 
     def __init__(self) -> None:
-        package_parent = str(Path(__file__).resolve().parents[1])
-        paths = [package_parent, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
         self._process = subprocess.Popen(
-            [sys.executable, "-c", _WORKER_COMMAND],
+            [sys.executable, "-c", _WORKER_COMMAND, str(Path(__file__).resolve())],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)},
         )
         try:
             ready = self._read_line(_STARTUP_TIMEOUT)

@@ -7,7 +7,7 @@ checker, the Qwen2.5-Math-PRM and Math-Shepherd conventions, dataset labels) are
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,4 +49,15 @@ class PRMScorer(Protocol):
         ...
 
 
-__all__ = ["PRMS", "PRMScorer", "StepScores"]
+def make_prm(name: str, options: dict[str, Any] | None = None, **resources: Any) -> PRMScorer:
+    """Build the scorer registered as ``name``.
+
+    Convention: a scorer class has a pydantic ``Config`` class attribute; ``options`` (from a config
+    file or ``--prm-option key=value``) are validated by it, and ``resources`` (already loaded objects
+    such as a ``generator`` to share) go to the constructor: ``cls(config, **resources)``.
+    """
+    cls = PRMS.get(name)
+    return cls(cls.Config.model_validate(options or {}), **resources)
+
+
+__all__ = ["PRMS", "PRMScorer", "StepScores", "make_prm"]

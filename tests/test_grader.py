@@ -44,7 +44,9 @@ MATH_PAIRS = [
     pytest.param(r"\sqrt{2}+1", r"1 + \sqrt2", r"\sqrt{2}-1", id="sqrt-sum"),
     pytest.param(r"\frac{\sqrt{3}}{2}", r"\frac{1}{2}\sqrt{3}", r"\frac{\sqrt{2}}{2}", id="sqrt-over-2"),
     pytest.param(r"\left[-3,-\frac{4}{3}\right)", "[-3, -4/3)", r"[-3,-\frac{4}{3}]", id="interval-half-open"),
-    pytest.param(r"(-\infty,3] \cup [4,\infty)", r"(-\infty, 3]\cup[4, \infty)", r"(-\infty,3) \cup (4,\infty)", id="interval-union"),
+    pytest.param(
+        r"(-\infty,3] \cup [4,\infty)", r"(-\infty, 3]\cup[4, \infty)", r"(-\infty,3) \cup (4,\infty)", id="interval-union"
+    ),
     pytest.param(r"90^\circ", "90", "180", id="degrees"),
     pytest.param(r"50^{\circ}", r"50^\circ", "40", id="degrees-braced"),
     pytest.param(r"\text{(C)}", r"\text{(C)}", r"\text{(D)}", id="choice-letter"),
@@ -155,7 +157,7 @@ def test_normalize_math_answer(answer: str, normalized: str) -> None:
     ("text", "answer"),
     [
         pytest.param(r"so $\boxed{\frac{1}{\sqrt{2}}}$.", r"\frac{1}{\sqrt{2}}", id="nested-braces"),
-        pytest.param(r"$\boxed{1}$ is wrong; $\boxed{ 2 }$, no: $\boxed{(3, \{4\})}$", r"(3, \{4\})", id="last-of-several"),
+        pytest.param(r"$\boxed{1}$ no; $\boxed{ 2 }$, no: $\boxed{(3, \{4\})}$", r"(3, \{4\})", id="last-of-several"),
         pytest.param(r"\fbox{7}", "7", id="fbox"),
         pytest.param(r"the answer is $\boxed 9$.", "9", id="boxed-without-braces"),
         pytest.param("so she earns 18.\n#### 1,234", "1,234", id="gsm8k"),
@@ -274,6 +276,7 @@ def test_timeout_off_the_main_thread_and_normalized_match_decides() -> None:
         results = list(pool.map(lambda gold: grade(boxed(pathological), gold, timeout=1.0), ["2", "3"]))
         elapsed = time.monotonic() - start
     assert elapsed < 1.0 + 1.0 + MARGIN  # the second call may wait for its worker to start
-    assert [(r.correct, r.math_verify, r.normalized_match) for r in results] == [(True, None, True), (False, None, False)]
+    opinions = [(r.correct, r.math_verify, r.normalized_match) for r in results]
+    assert opinions == [(True, None, True), (False, None, False)]
     assert all(r.error == "timeout after 1.0s in math-verify" for r in results)
     assert not answers_equivalent("3", pathological, timeout=0.5)

@@ -6,9 +6,9 @@ import argparse
 import sys
 from types import ModuleType
 
-from prm_fire.cli import branch
+from prm_fire.cli import branch, table5
 
-COMMANDS: dict[str, ModuleType] = {"branch": branch}
+COMMANDS: dict[str, ModuleType] = {"branch": branch, "table5": table5}
 
 
 def build_parser() -> argparse.ArgumentParser:

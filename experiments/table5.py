@@ -1,0 +1,8 @@
+"""Table 5, stage 'table': `python experiments/table5.py --config cpu-small` (same options as `prm-fire table5`)."""
+
+import sys
+
+from prm_fire.cli import main
+
+if __name__ == "__main__":  # vLLM backends spawn workers: keep the guard
+    sys.exit(main(["table5", "--stage", "table", *sys.argv[1:]]))

@@ -1,0 +1,63 @@
+"""``prm-fire table5``: the whole Table 5 chain for a config, or one stage of it.
+
+Stages: ``dataset`` (base responses, PRM, filter), ``insertion`` (branching at each point),
+``table`` (aggregate, markdown, JSON, PNG). Every stage resumes from what it wrote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``table5`` and its options."""
+    p = sub.add_parser("table5", help="reproduce the FIRE paper's Table 5 for a config (resumable)")
+    p.add_argument("--config", required=True, help="shipped config name (cpu-small, paper) or a .toml path")
+    p.add_argument("--stage", choices=["all", "dataset", "insertion", "table"], default="all")
+    p.add_argument("--point", action="append", help="insertion point(s) for the insertion stage (default: config's)")
+    p.add_argument("--method", choices=["regular", "fire", "both"], default="both")
+    p.add_argument("--out-dir", help="override the config's out_dir")
+    p.add_argument("--limit", type=int, help="override the config's number of problems")
+
+
+def _config(args: argparse.Namespace):
+    from prm_fire.experiments.config import load_config
+
+    config = load_config(args.config, **({"out_dir": args.out_dir} if args.out_dir else {}))
+    if args.limit:
+        config = config.model_copy(update={"data": config.data.model_copy(update={"limit": args.limit})})
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the asked stages in order, sharing one loaded generator."""
+    from prm_fire.experiments.dataset import build_dataset
+    from prm_fire.experiments.insertion import run_insertion
+    from prm_fire.experiments.table import render_markdown, write_table5
+    from prm_fire.generators import make_generator
+
+    config = _config(args)
+    print(f"config {config.name}: model {config.model} ({config.backend}), PRM {config.prm.name}, "
+          f"outputs in {config.run_dir}")
+    generator = None
+
+    def shared_generator():
+        nonlocal generator
+        generator = generator or make_generator(config.backend, config.model, **config.backend_options)
+        return generator
+
+    start = time.perf_counter()
+    if args.stage in ("all", "dataset"):
+        items = build_dataset(config, generator=shared_generator())
+        print(f"data set: {len(items)} items kept ({time.perf_counter() - start:.0f}s so far)")
+    if args.stage in ("all", "insertion"):
+        methods = None if args.method == "both" else [args.method]
+        for point in args.point or config.insertion.points:
+            run_insertion(config, point, methods, generator=shared_generator())
+            print(f"insertion {point} done ({time.perf_counter() - start:.0f}s so far)")
+    if args.stage in ("all", "table"):
+        table = write_table5(config)
+        print(render_markdown(table))
+        print(f"written: {config.run_dir}/table5.md, table5.json, table5.png")
+    return 0

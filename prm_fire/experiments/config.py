@@ -1,0 +1,127 @@
+"""Experiment configuration: one TOML file describes a whole Table 5 run.
+
+Shipped configs (``prm_fire/experiments/configs/``): ``cpu-small`` (embedded Qwen2.5-Coder model, rollout
+PRM, a subset that fits a 2-core CPU) and ``paper`` (Qwen2-7B-Instruct on vLLM, Qwen2.5-Math-PRM-7B,
+MATH train: the real reproduction, for a GPU machine). ``--config`` takes a shipped name or a path.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from prm_fire.prefixes import check_point
+from prm_fire.sampling import FireConfig, Method, SamplingConfig
+from prm_fire.steps import StepMode
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataSpec(_Strict):
+    """Which problems get a base response."""
+
+    path: str = Field(description="Data file (MATH JSONL ...); relative paths are from the working directory.")
+    levels: list[int] | None = Field(default=None, description="Keep these MATH levels; None keeps all.")
+    subjects: list[str] | None = Field(default=None, description="Keep these subjects (MATH 'type'); None keeps all.")
+    limit: int | None = Field(default=None, ge=1, description="At most this many problems (after shuffling).")
+    seed: int = Field(default=0, description="Shuffle seed for choosing the subset.")
+
+
+class PRMSpec(_Strict):
+    """The process reward model that locates the first incorrect step."""
+
+    name: str = Field(description="Registered name in prm_models.PRMS (rollout, symbolic, qwen-prm, ...).")
+    options: dict[str, Any] = Field(default_factory=dict, description="The scorer's config fields.")
+    threshold: float = Field(default=0.5, ge=0, le=1, description="A step scored below it is incorrect.")
+
+
+class FilterSpec(_Strict):
+    """Which base responses enter the data set (the paper: initial sentences verified correct)."""
+
+    require_wrong_answer: bool = Field(default=True, description="Keep only responses with a wrong final answer.")
+    min_first_error_step: int = Field(
+        default=3, ge=0, description="Keep responses whose first error is at this 0-based step or later (3 = line 4)."
+    )
+    require_first_error: bool = Field(default=True, description="Drop responses where the PRM finds no error.")
+
+
+class InsertionSpec(_Strict):
+    """The branching of every kept response."""
+
+    points: list[str] = Field(default=["line1", "line2", "line3", "prm"])
+    methods: list[Method] = Field(default=["regular", "fire"])
+    n: int = Field(default=10, ge=1, description="Branches per (item, point, method).")
+    ks: list[int] = Field(default=[1, 10], description="pass@k reported for these k (k <= n).")
+    sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(method="regular"),
+                                     description="Regular settings, shared by both methods.")
+    fire: FireConfig = Field(default_factory=FireConfig, description="The hot first token of method 'fire'.")
+
+    def sampling_for(self, method: Method, seed: int) -> SamplingConfig:
+        """The sampling config of one branch set: regular settings, FIRE's hot token if asked, ``seed``."""
+        fire = self.fire if method == "fire" else None
+        return self.sampling.model_copy(update={"method": method, "fire": fire, "seed": seed})
+
+    @field_validator("points")
+    @classmethod
+    def _known_points(cls, points: list[str]) -> list[str]:
+        return [check_point(p) for p in points]
+
+
+class ExperimentConfig(_Strict):
+    """A whole Table 5 run: data, model, base responses, PRM, filter, insertion."""
+
+    name: str = Field(description="Run name; outputs go to <out_dir>/<name>/.")
+    out_dir: str = "results"
+    model: str = Field(description="Policy: embedded key, HF folder or hub id.")
+    backend: str = Field(default="hf", description="Generator backend registered in prm_fire.generators.")
+    backend_options: dict[str, Any] = Field(default_factory=dict)
+    step_mode: StepMode = "line"
+    data: DataSpec
+    base_sampling: SamplingConfig = Field(
+        default_factory=lambda: SamplingConfig(method="regular", temperature=0.7, max_new_tokens=512),
+        description="How the one base response per problem is sampled.",
+    )
+    prm: PRMSpec
+    filter: FilterSpec = Field(default_factory=FilterSpec)
+    insertion: InsertionSpec = Field(default_factory=InsertionSpec)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) / self.name
+
+
+def shipped_configs() -> list[str]:
+    """Names of the configs that ship with the package."""
+    folder = resources.files("prm_fire.experiments") / "configs"
+    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_config(name_or_path: str | Path, **overrides: Any) -> ExperimentConfig:
+    """Read a config by shipped name (``cpu-small``) or TOML path; top-level ``overrides`` replace fields.
+
+    Errors name the file and the field.
+    """
+    path = Path(name_or_path)
+    if not path.suffix:
+        if str(name_or_path) not in shipped_configs():
+            raise ValueError(f"unknown config {str(name_or_path)!r}: shipped ones are {', '.join(shipped_configs())}, "
+                             "or give a .toml path")
+        text = (resources.files("prm_fire.experiments") / "configs" / f"{name_or_path}.toml").read_text()
+    else:
+        text = path.read_text()
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"config {name_or_path}: not valid TOML: {err}") from None
+    raw.update(overrides)
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise ValueError(f"config {name_or_path}: {problems}") from None

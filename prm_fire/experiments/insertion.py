@@ -1,0 +1,108 @@
+"""Stage 2 of Table 5: branch every data set item at one insertion point with one or both methods.
+
+Per (item, method) one line of ``insertion/<point>.jsonl`` (n, correct, answers, first tokens), and
+every branch set in the item's tree ``trees/<item>.json`` (problem -> response with PRM scores ->
+prefix -> branches). A rerun skips what the journal holds; seeds derive from (seed, item id), so a
+killed and resumed run gives the same numbers as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import networkx as nx
+from pydantic import BaseModel, ConfigDict
+from tqdm.auto import tqdm
+
+from prm_fire.branching import BranchSet, branch
+from prm_fire.experiments.config import ExperimentConfig
+from prm_fire.experiments.dataset import DatasetItem, item_seed
+from prm_fire.experiments.journal import append_journal, read_journal
+from prm_fire.generators import Generator, make_generator
+from prm_fire.prefixes import build_prefix
+from prm_fire.sampling import Method
+from prm_fire.tree import add_branch_set, add_response, load_tree, new_tree, save_tree
+
+
+class InsertionResult(BaseModel):
+    """What one (item, point, method) branch set gave."""
+
+    model_config = ConfigDict(frozen=True)
+
+    item_id: str
+    point: str
+    method: Method
+    kept_steps: int
+    n: int
+    correct: int
+    answers: list[str | None]
+    first_tokens: list[str]
+    tokens: int
+    seconds: float
+
+
+def journal_path(config: ExperimentConfig, point: str) -> Path:
+    return config.run_dir / "insertion" / f"{point}.jsonl"
+
+
+def tree_path(config: ExperimentConfig, item_id: str) -> Path:
+    return config.run_dir / "trees" / (re.sub(r"[^A-Za-z0-9._-]+", "_", item_id).strip("_") + ".json")
+
+
+def _item_tree(config: ExperimentConfig, item: DatasetItem) -> nx.DiGraph:
+    path = tree_path(config, item.problem.id)
+    if path.exists():
+        return load_tree(path)
+    tree = new_tree(item.problem)
+    add_response(tree, item.response, origin=f"sampled:{config.model}", step_mode=config.step_mode, grade=item.grade,
+                 prm=item.prm, step_scores=item.step_scores, first_error_index=item.first_error_index)
+    return tree
+
+
+def _store(config: ExperimentConfig, item: DatasetItem, result: BranchSet) -> None:
+    """Put a branch set in the item's tree, replacing branches a killed run may have left there."""
+    tree = _item_tree(config, item)
+    prefix_id = f"r0/{result.prefix.point}"
+    if prefix_id in tree:
+        stale = [c for c in tree.successors(prefix_id) if tree.nodes[c]["data"].branch.method == result.sampling.method]
+        tree.remove_nodes_from(stale)
+    add_branch_set(tree, "r0", result)
+    path = tree_path(config, item.problem.id)
+    tmp = path.with_suffix(".tmp")
+    save_tree(tree, tmp)
+    tmp.replace(path)
+
+
+def run_insertion(
+    config: ExperimentConfig,
+    point: str,
+    methods: list[Method] | None = None,
+    *,
+    items: list[DatasetItem] | None = None,
+    generator: Generator | None = None,
+    progress: bool = True,
+) -> list[InsertionResult]:
+    """Branch every item at ``point`` with each method (default: the config's); resume; return all results."""
+    methods = methods or config.insertion.methods
+    items = items if items is not None else read_journal(config.run_dir / "dataset.jsonl", DatasetItem)
+    path = journal_path(config, point)
+    done = {(r.item_id, r.method) for r in read_journal(path, InsertionResult)}
+    todo = [(item, m) for item in items for m in methods if (item.problem.id, m) not in done]
+    if todo:
+        generator = generator or make_generator(config.backend, config.model, **config.backend_options)
+    spec = config.insertion
+    for item, method in tqdm(todo, desc=f"insertion {point}", unit="set", disable=not progress):
+        start = time.perf_counter()
+        prefix = build_prefix(item.response, point, step_mode=config.step_mode,
+                              first_error_index=item.first_error_index, problem_id=item.problem.id)
+        sampling = spec.sampling_for(method, item_seed(spec.sampling.seed, item.problem.id))
+        result = branch(item.problem, prefix, n=spec.n, sampling=sampling, generator=generator)
+        _store(config, item, result)
+        append_journal(path, InsertionResult(
+            item_id=item.problem.id, point=point, method=method, kept_steps=prefix.kept_steps, n=result.n,
+            correct=result.n_correct, answers=[b.answer for b in result.branches],
+            first_tokens=[b.first_token for b in result.branches],
+            tokens=sum(len(b.token_ids) for b in result.branches), seconds=round(time.perf_counter() - start, 2)))
+    return read_journal(path, InsertionResult)
