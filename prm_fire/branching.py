@@ -16,7 +16,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from prm_fire.generators.base import Branch, Generator, Message
-from prm_fire.grader import Grade, extract_answer, grade
+from prm_fire.grader import Grade, answers_equivalent, extract_answer, grade
 from prm_fire.metrics import effective_answers, pass_at_k
 from prm_fire.prefixes import Prefix
 from prm_fire.problems import Problem
@@ -61,8 +61,8 @@ class BranchSet(BaseModel):
 
     @property
     def effective_answers(self) -> int:
-        """#EA: distinct final answers among the branches."""
-        return effective_answers([b.answer for b in self.branches])
+        """#EA: distinct final answers among the branches (math-equivalent answers count once)."""
+        return effective_answers([b.answer for b in self.branches], answers_equivalent)
 
     @property
     def distinct_first_tokens(self) -> int:

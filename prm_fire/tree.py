@@ -14,7 +14,7 @@ import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from prm_fire.branching import BranchSet, GradedBranch
-from prm_fire.grader import Grade
+from prm_fire.grader import Grade, answers_equivalent
 from prm_fire.metrics import effective_answers, pass_at_k
 from prm_fire.prefixes import Prefix
 from prm_fire.problems import Problem
@@ -174,7 +174,7 @@ def summarize(tree: nx.DiGraph, prefix_id: str, method: Method, ks: tuple[int, .
         n=n,
         correct=c,
         pass_at={k: pass_at_k(n, c, k) for k in ks if k <= n},
-        effective_answers=effective_answers([b.answer for b in branches]),
+        effective_answers=effective_answers([b.answer for b in branches], answers_equivalent),
         distinct_first_tokens=len({b.first_token_id for b in branches}),
     )
 

@@ -112,7 +112,9 @@ def build_dataset(
     todo = [p for p in select_problems(config.data) if p.id not in done]
     if todo:
         generator = generator or make_generator(config.backend, config.model, **config.backend_options)
-        scorer = scorer or make_prm(config.prm.name, config.prm.options, generator=generator)
+        # A rollout PRM with the policy's own model shares the loaded generator.
+        same_model = config.prm.options.get("model", config.model) == config.model
+        scorer = scorer or make_prm(config.prm.name, config.prm.options, **({"generator": generator} if same_model else {}))
     for problem in tqdm(todo, desc="base responses", unit="problem", disable=not progress):
         start = time.perf_counter()
         sampling = config.base_sampling.model_copy(update={"seed": item_seed(config.base_sampling.seed, problem.id)})

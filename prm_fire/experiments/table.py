@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from prm_fire.experiments.config import ExperimentConfig
 from prm_fire.experiments.insertion import InsertionResult, journal_path
 from prm_fire.experiments.journal import read_journal
+from prm_fire.grader import answers_equivalent
 from prm_fire.metrics import Interval, effective_answers, mean_ci, pass_at_k
 from prm_fire.sampling import Method
 
@@ -65,7 +66,7 @@ def aggregate(config: ExperimentConfig) -> Table5:
             cells.append(Cell(
                 method=method, point=point, items=len(mine),
                 pass_at={k: mean_ci([pass_at_k(r.n, r.correct, k) for r in mine]) for k in ks},
-                effective_answers=mean_ci([float(effective_answers(r.answers)) for r in mine]),
+                effective_answers=mean_ci([float(effective_answers(r.answers, answers_equivalent)) for r in mine]),
                 tokens=sum(r.tokens for r in mine),
                 paper_pass_at_10=PAPER_TABLE5.get((method, point)),
             ))

@@ -1,0 +1,128 @@
+"""Table 5 pipeline: configs, resumable journals, and the whole chain on real data with the real
+embedded model (2 items, tiny n), including a resume that gives the same numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from prm_fire.experiments.config import load_config, shipped_configs
+from prm_fire.experiments.journal import JournalError, append_journal, read_journal
+from prm_fire.generators import GENERATORS
+from prm_models import PRMS
+
+
+def test_shipped_configs_parse_and_the_paper_config_names_the_real_setup():
+    assert {"cpu-small", "paper"} <= set(shipped_configs())
+    paper = load_config("paper")
+    assert paper.model == "Qwen/Qwen2-7B-Instruct" and paper.backend == "vllm"
+    assert paper.prm.name == "qwen-prm" and paper.prm.options["model"] == "Qwen/Qwen2.5-Math-PRM-7B"
+    assert paper.insertion.n == 10 and paper.insertion.points == ["line1", "line2", "line3", "prm"]
+    assert paper.insertion.fire.temperature == 30.0 and paper.insertion.fire.top_k == 16
+    for config in (paper, load_config("cpu-small")):
+        assert config.prm.name in PRMS.names(), config.name
+        assert config.backend in GENERATORS.names(), config.name
+        assert config.filter.min_first_error_step == 3
+
+
+def test_config_errors_name_the_file_and_field(tmp_path):
+    with pytest.raises(ValueError, match="unknown config 'nope': shipped ones are cpu-small, paper"):
+        load_config("nope")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\nmodel = "m"\n[data]\npath = "p"\n[prm]\nname = "rollout"\n[insertion]\npoints = ["line0"]\n')
+    with pytest.raises(ValueError, match=r"bad.toml: insertion.points: .*unknown insertion point 'line0'"):
+        load_config(bad)
+    bad.write_text('name = "x"\nmodel = "m"\n[data]\npath = "p"\n[prm]\nname = "rollout"\n[insertion.sampling]\ntop_p = 3\n')
+    with pytest.raises(ValueError, match=r"insertion.sampling.top_p: Input should be less than or equal to 1"):
+        load_config(bad)
+    bad.write_text("name = ")
+    with pytest.raises(ValueError, match="not valid TOML"):
+        load_config(bad)
+
+
+class _Row(BaseModel):
+    a: int
+
+
+def test_journal_drops_a_torn_line_and_names_a_bad_one(tmp_path):
+    path = tmp_path / "j.jsonl"
+    append_journal(path, _Row(a=1))
+    with open(path, "a") as f:
+        f.write('{"a": 2')  # a killed writer
+    assert read_journal(path, _Row) == [_Row(a=1)]
+    append_journal(path, _Row(a=3))
+    assert read_journal(path, _Row) == [_Row(a=1), _Row(a=3)]
+    path.write_text('{"a": 1}\n{"b": 2}\n{"a": 3}\n')
+    with pytest.raises(JournalError, match=r"j.jsonl line 2: not a _Row record \(a: Field required\)"):
+        read_journal(path, _Row)
+
+
+def _tiny_config(tmp_path: Path, shared_data: Path) -> Path:
+    """Two real MATH train problems, smollm2-135m, rollout PRM with the same model, n=3, short outputs."""
+    text = f"""
+name = "tiny"
+out_dir = "{tmp_path}"
+model = "smollm2-135m"
+[data]
+path = "{shared_data / 'math' / 'train.jsonl'}"
+levels = [1]
+limit = 2
+seed = 1
+[base_sampling]
+method = "regular"
+temperature = 0.7
+max_new_tokens = 96
+[prm]
+name = "rollout"
+options = {{ model = "smollm2-135m", m = 1, mode = "binary", max_new_tokens = 16 }}
+[filter]
+require_wrong_answer = false
+min_first_error_step = 0
+require_first_error = false
+[insertion]
+points = ["line1", "line2", "prm"]
+n = 3
+ks = [1, 3]
+[insertion.sampling]
+method = "regular"
+max_new_tokens = 12
+"""
+    path = tmp_path / "tiny.toml"
+    path.write_text(text)
+    return path
+
+
+def test_whole_chain_on_two_real_items_and_resume(tmp_path, shared_data, capsys):
+    from prm_fire.cli import main
+
+    config_path = _tiny_config(tmp_path, shared_data)
+    assert main(["table5", "--config", str(config_path)]) == 0
+    run = tmp_path / "tiny"
+    attempts = [json.loads(line) for line in (run / "attempts.jsonl").read_text().splitlines()]
+    items = [json.loads(line) for line in (run / "dataset.jsonl").read_text().splitlines()]
+    assert len(attempts) == 2 and len(items) == sum(a["kept"] for a in attempts)
+    for item in items:
+        assert len(item["step_scores"]) == len(item["steps"]) and item["prm"] == "rollout"
+    points_run = [p for p in ("line1", "line2", "prm") if (run / "insertion" / f"{p}.jsonl").exists()]
+    assert "line1" in points_run or not items
+    table = json.loads((run / "table5.json").read_text())
+    assert {(c["method"], c["point"]) for c in table["cells"]} <= {(m, p) for m in ("regular", "fire") for p in points_run}
+    assert (run / "table5.png").read_bytes()[:4] == b"\x89PNG"
+    printed = capsys.readouterr().out
+    assert "PRM-line" in printed and "Paper (Qwen2-7B-Instruct" in printed
+
+    if items:
+        tree = json.loads(next((run / "trees").iterdir()).read_text())
+        kinds = [n["data"]["kind"] for n in tree["nodes"]]
+        assert kinds.count("problem") == 1 and kinds.count("response") == 1 and "branch" in kinds
+        # Resume: drop the last finished set from the journal, rerun, get identical records.
+        journal = run / "insertion" / "line1.jsonl"
+        before = journal.read_text().splitlines()
+        journal.write_text("\n".join(before[:-1]) + "\n" + before[-1][: len(before[-1]) // 2])  # torn write
+        assert main(["table5", "--config", str(config_path), "--stage", "insertion", "--point", "line1"]) == 0
+        after = journal.read_text().splitlines()
+        strip = lambda line: {k: v for k, v in json.loads(line).items() if k != "seconds"}  # noqa: E731
+        assert [strip(x) for x in after] == [strip(x) for x in before]
