@@ -38,6 +38,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -218,36 +219,46 @@ def _math_verify_opinion(gold: str, predicted: str) -> tuple[bool | None, str | 
         return None, f"math-verify failed: {type(exc).__name__}: {exc}"
 
 
-def _serve() -> None:
-    """The worker's loop: a JSON request ``{"gold", "predicted"}`` a line in, a JSON reply a line out."""
+def _serve(handle: Callable[[dict], dict] | None = None) -> None:
+    """The worker's loop: a JSON request a line in, ``handle(request)`` as a JSON line out.
+
+    The default handler is math-verify's: request ``{"gold", "predicted"}``, reply ``{"verdict",
+    "error"}``. Other modules pass their own (``prm_models.symbolic`` checks arithmetic claims).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which then kills us
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="ascii")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print must not corrupt the replies
-    import math_verify.grader
-    import math_verify.parser
+    if handle is None:
+        import math_verify.grader
+        import math_verify.parser
 
-    # Our parent bounds the time, so math-verify's "Timeout is disabled" warning is expected: silence it.
-    math_verify.parser.TIMEOUT_WARNING_SHOWN = math_verify.grader.TIMEOUT_WARNING_SHOWN = True
+        # Our parent bounds the time, so math-verify's "Timeout is disabled" warning is expected: silence it.
+        math_verify.parser.TIMEOUT_WARNING_SHOWN = math_verify.grader.TIMEOUT_WARNING_SHOWN = True
+        handle = _math_verify_request
     replies.write("ready\n")
     replies.flush()
     for line in sys.stdin:
-        request = json.loads(line)
-        verdict, error = _math_verify_opinion(request["gold"], request["predicted"])
-        replies.write(json.dumps({"verdict": verdict, "error": error}) + "\n")
+        replies.write(json.dumps(handle(json.loads(line))) + "\n")
         replies.flush()
 
 
+def _math_verify_request(request: dict) -> dict:
+    verdict, error = _math_verify_opinion(request["gold"], request["predicted"])
+    return {"verdict": verdict, "error": error}
+
+
 # The worker runs this file by path, not `import prm_fire.grader`: it skips the package's other imports.
-_WORKER_COMMAND = "import runpy, sys; runpy.run_path(sys.argv[1])['_serve']()"
+# argv: the file, then the name of its serving function (default `_serve`).
+_WORKER_COMMAND = "import runpy, sys; runpy.run_path(sys.argv[1])[sys.argv[2]]()"
 _STARTUP_TIMEOUT = 120.0  # seconds for a worker to import math-verify and say "ready"
 
 
 class _Worker:
     """One sandbox process (see the module docstring), used by one thread at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, script: str = __file__, entry: str = "_serve") -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-c", _WORKER_COMMAND, str(Path(__file__).resolve())],
+            [sys.executable, "-c", _WORKER_COMMAND, str(Path(script).resolve()), entry],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
@@ -262,16 +273,15 @@ class _Worker:
                 f"exit code {self._process.returncode}, first line {ready!r}; its stderr is above"
             )
 
-    def ask(self, gold: str, predicted: str, timeout: float) -> tuple[bool | None, str | None]:
-        """math-verify's opinion; TimeoutError after ``timeout`` s, EOFError/OSError if the worker died."""
+    def request(self, payload: dict, timeout: float) -> dict:
+        """The reply to one request; TimeoutError after ``timeout`` s, EOFError/OSError if the worker died."""
         assert self._process.stdin is not None
-        self._process.stdin.write(json.dumps({"gold": gold, "predicted": predicted}).encode() + b"\n")
+        self._process.stdin.write(json.dumps(payload).encode() + b"\n")
         self._process.stdin.flush()
         line = self._read_line(timeout)
         if not line:
             raise EOFError(f"the worker exited with code {self._process.wait()}")
-        reply = json.loads(line)
-        return reply["verdict"], reply["error"]
+        return json.loads(line)
 
     def _read_line(self, timeout: float) -> bytes:
         assert self._process.stdout is not None
@@ -292,36 +302,44 @@ class _Worker:
 class _Sandbox:
     """The workers of this process: idle ones are reused, a new one starts when none is idle."""
 
-    def __init__(self) -> None:
+    def __init__(self, script: str = __file__, entry: str = "_serve", what: str = "math-verify") -> None:
+        self._script, self._entry, self._what = script, entry, what  # `what` names it in errors
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []
         self._live: set[_Worker] = set()
 
     def opinion(self, gold: str, predicted: str, timeout: float) -> tuple[bool | None, str | None]:
         """math-verify's opinion within ``timeout`` seconds, or (None, what went wrong)."""
+        reply, error = self.call({"gold": gold, "predicted": predicted}, timeout)
+        if reply is None:
+            logger.warning("%s (gold %r, answer %r); its worker was killed", error, gold[:200], predicted[:200])
+            return None, error
+        return reply["verdict"], reply["error"]
+
+    def call(self, payload: dict, timeout: float) -> tuple[dict | None, str | None]:
+        """The worker's reply within ``timeout`` seconds, or (None, what went wrong; the worker is killed)."""
         worker = self._checkout()
         try:
-            opinion = worker.ask(gold, predicted, timeout)
+            reply = worker.request(payload, timeout)
         except TimeoutError:  # (before OSError, its base class)
-            error = f"timeout after {float(timeout)}s in math-verify"
+            error = f"timeout after {float(timeout)}s in {self._what}"
         except (EOFError, OSError, ValueError) as exc:  # ValueError: a garbled reply
-            error = f"math-verify's sandbox worker failed: {type(exc).__name__}: {exc}"
+            error = f"{self._what}'s sandbox worker failed: {type(exc).__name__}: {exc}"
         except BaseException:  # KeyboardInterrupt mid-request: the worker's state is unknown
             self._discard(worker)
             raise
         else:
             with self._lock:
                 self._idle.append(worker)
-            return opinion
+            return reply, None
         self._discard(worker)
-        logger.warning("%s (gold %r, answer %r); its worker was killed", error, gold[:200], predicted[:200])
         return None, error
 
     def _checkout(self) -> _Worker:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        worker = _Worker()  # outside the lock: threads may start workers side by side
+        worker = _Worker(self._script, self._entry)  # outside the lock: threads may start workers side by side
         with self._lock:
             self._live.add(worker)
         return worker

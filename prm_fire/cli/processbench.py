@@ -1,0 +1,105 @@
+"""``prm-fire processbench``: score a ProcessBench split with a registered PRM; write JSONL, JSON, markdown.
+
+Options reach the scorer's pydantic config as ``--prm-option key=value`` (repeatable): the value is
+read as JSON when it parses (``m=4``, ``generator_options={"threads": 2}``), else as a string
+(``estimate=soft``), and the scorer's ``Config`` validates it (an unknown key or a bad value is an
+error naming it). Per-item results go to ``<out>.jsonl`` as they are scored; running the same command
+again resumes. The summary goes to ``<out>.json`` and ``<out>.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+#: Modules that register scorers in PRMS; a module that does not exist (yet) is skipped.
+SCORER_MODULES = ("prm_models.label", "prm_models.symbolic", "prm_models.rollout", "prm_models.hf_prm")
+
+
+def load_scorers() -> None:
+    """Import every scorer module so that PRMS knows its name."""
+    for name in SCORER_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``["m=4", "estimate=soft"]`` -> ``{"m": 4, "estimate": "soft"}`` (values as JSON when they parse).
+
+    >>> parse_options(["m=4", "estimate=soft", 'labels={"a": 1}'])
+    {'m': 4, 'estimate': 'soft', 'labels': {'a': 1}}
+    """
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--prm-option expects key=value, got {pair!r}")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``processbench`` and its options."""
+    from prm_models.processbench import SPLITS
+
+    p = sub.add_parser("processbench", help="evaluate a PRM on ProcessBench (first-error accuracy, F1)")
+    p.add_argument("--prm", required=True, help="scorer name in the PRMS registry (label, symbolic, rollout, ...)")
+    p.add_argument("--prm-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a field of the scorer's config (repeatable); VALUE is JSON or a string")
+    p.add_argument("--split", required=True, choices=SPLITS)
+    p.add_argument("--limit", type=int, help="score the first N items only")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--threshold", type=float, help="a step below it is wrong (default: the scorer's, else 0.5)")
+    how.add_argument("--sweep", action="store_true", help="also report thresholds 0.05 ... 0.95 (no rescoring)")
+    p.add_argument("--data-dir", type=Path, default=Path("../shared/data/processbench"),
+                   help="folder of <split>.json files")
+    p.add_argument("--out", type=Path, help="results stem (default results/processbench/<prm>-<split>[-<N>])")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``prm-fire processbench``."""
+    from prm_fire.problems import load_processbench
+    from prm_models import make_prm
+    from prm_models.processbench import RunHeader, _fmt, evaluate, markdown, summarize
+
+    started = time.perf_counter()
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {args.limit}")
+    load_scorers()
+    options = parse_options(args.prm_option)
+    data = args.data_dir / f"{args.split}.json"
+    items = load_processbench(data, limit=args.limit)
+    scorer = make_prm(args.prm, options, items=items)
+    threshold = args.threshold
+    if threshold is None:
+        threshold = getattr(getattr(scorer, "config", None), "threshold", 0.5)
+    if not 0 <= threshold <= 1:
+        raise ValueError(f"--threshold must be in [0, 1], got {threshold}")
+    stem = args.out or Path("results/processbench") / (
+        f"{args.prm}-{args.split}" + (f"-{args.limit}" if args.limit is not None else ""))
+    results_path = stem.with_name(stem.name + ".jsonl")
+    header = RunHeader(prm=args.prm, options=options, data=str(data))
+    results = evaluate(scorer, items, results_path, header, progress=True)
+    summary = summarize(results, header, split=args.split, results_path=str(results_path), threshold=threshold,
+                        do_sweep=args.sweep, wall_seconds=time.perf_counter() - started)
+    stem.with_name(stem.name + ".json").write_text(summary.model_dump_json(indent=2) + "\n")
+    table = markdown(summary)
+    stem.with_name(stem.name + ".md").write_text(table)
+    m = summary.metrics
+    print(table)
+    print(f"F1 {_fmt(m.f1)}  (erroneous-subset accuracy {_fmt(m.acc_erroneous)}, all-correct accuracy "
+          f"{_fmt(m.acc_correct)}, threshold {m.threshold:g}, {m.items} items)")
+    if summary.best is not None:
+        print(f"best swept threshold {summary.best.threshold:g}: F1 {_fmt(summary.best.f1)}")
+    print(f"results: {results_path}, {stem.name}.json, {stem.name}.md")
+    return 0

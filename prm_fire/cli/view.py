@@ -1,0 +1,51 @@
+"""``prm-fire view``: turn a tree JSON into a self-contained HTML page (or DOT / PNG for papers)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+FORMATS = ("html", "dot", "png")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``view`` and its options."""
+    v = sub.add_parser("view", help="write a tree JSON as one offline HTML page (or --format dot|png)")
+    v.add_argument("tree", type=Path, help="tree JSON written by `prm-fire branch`")
+    v.add_argument("-o", "--out", type=Path, help="output file (default: the tree's path with .html/.dot/.png)")
+    v.add_argument("--format", choices=FORMATS, default=None,
+                   help="html (default), dot (needs pydot: pip install 'prm-fire[view]') or png (matplotlib); "
+                        "default: from the --out suffix, else html")
+    v.add_argument("--title", help="page title (html only)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``prm-fire view``."""
+    from prm_fire.tree import load_tree
+
+    fmt = args.format
+    if fmt is None:
+        suffix = args.out.suffix.lstrip(".").lower() if args.out else ""
+        fmt = suffix if suffix in FORMATS else "html"
+    out = args.out or args.tree.with_suffix(f".{fmt}")
+    tree = load_tree(args.tree)
+    if fmt == "html":
+        from prm_fire.view import write_html
+
+        path = write_html(tree, out, title=args.title)
+    elif fmt == "dot":
+        from prm_fire.tree_figure import write_dot
+
+        try:
+            path = write_dot(tree, out)
+        except ImportError as err:
+            raise ValueError(str(err)) from None
+    else:
+        from prm_fire.tree_figure import write_png
+
+        try:
+            path = write_png(tree, out)
+        except ImportError as err:
+            raise ValueError(f"--format png needs matplotlib: pip install 'prm-fire[view]' ({err})") from None
+    print(f"{fmt} written to {path}")
+    return 0
