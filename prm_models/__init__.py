@@ -7,6 +7,7 @@ checker, the Qwen2.5-Math-PRM and Math-Shepherd conventions, dataset labels) are
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,6 +32,9 @@ class StepScores(BaseModel):
     prm: str = Field(description="Name of the scorer in the PRMS registry.")
     scores: list[float] = Field(description="One score in [0, 1] per step.")
     threshold: float = Field(default=0.5, ge=0, le=1, description="A step scoring below it is incorrect.")
+    abstained: list[bool] | None = Field(
+        default=None, description="Per step: True where the scorer found no evidence and gave its default score."
+    )
 
     @property
     def first_error_index(self) -> int | None:
@@ -53,11 +57,16 @@ def make_prm(name: str, options: dict[str, Any] | None = None, **resources: Any)
     """Build the scorer registered as ``name``.
 
     Convention: a scorer class has a pydantic ``Config`` class attribute; ``options`` (from a config
-    file or ``--prm-option key=value``) are validated by it, and ``resources`` (already loaded objects
-    such as a ``generator`` to share) go to the constructor: ``cls(config, **resources)``.
+    file or the command line) are validated by it. ``resources`` are already loaded objects a scorer
+    may share (a ``generator``); each goes to the constructor only if it takes a parameter of that name.
     """
     cls = PRMS.get(name)
-    return cls(cls.Config.model_validate(options or {}), **resources)
+    accepted = inspect.signature(cls).parameters
+    shared = {key: value for key, value in resources.items() if key in accepted}
+    return cls(cls.Config.model_validate(options or {}), **shared)
 
+
+# Each scorer module registers itself; heavy libraries (torch, transformers) load inside the scorers.
+from prm_models import hf_prm, label, rollout, symbolic  # noqa: E402,F401
 
 __all__ = ["PRMS", "PRMScorer", "StepScores", "make_prm"]

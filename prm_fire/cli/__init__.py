@@ -6,9 +6,9 @@ import argparse
 import sys
 from types import ModuleType
 
-from prm_fire.cli import branch, table5
+from prm_fire.cli import branch, processbench, table5, view
 
-COMMANDS: dict[str, ModuleType] = {"branch": branch, "table5": table5}
+COMMANDS: dict[str, ModuleType] = {"branch": branch, "processbench": processbench, "table5": table5, "view": view}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,25 +10,10 @@ again resumes. The summary goes to ``<out>.json`` and ``<out>.md``.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import time
 from pathlib import Path
 from typing import Any
-
-#: Modules that register scorers in PRMS; a module that does not exist (yet) is skipped.
-SCORER_MODULES = ("prm_models.label", "prm_models.symbolic", "prm_models.rollout", "prm_models.hf_prm")
-
-
-def load_scorers() -> None:
-    """Import every scorer module so that PRMS knows its name."""
-    for name in SCORER_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:
     """``["m=4", "estimate=soft"]`` -> ``{"m": 4, "estimate": "soft"}`` (values as JSON when they parse).
@@ -75,7 +60,6 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
-    load_scorers()
     options = parse_options(args.prm_option)
     data = args.data_dir / f"{args.split}.json"
     items = load_processbench(data, limit=args.limit)

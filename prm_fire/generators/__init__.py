@@ -14,6 +14,8 @@ GENERATORS: Registry[type] = Registry("generator backend")
 
 from prm_fire.generators.base import Branch, Generator, Message  # noqa: E402
 from prm_fire.generators import hf  # noqa: E402,F401  (registers "hf")
+from prm_fire.generators import vllm  # noqa: E402,F401  (registers "vllm"; imports vllm lazily)
+from prm_fire.generators import llamacpp  # noqa: E402,F401  (registers "llamacpp")
 
 
 def make_generator(backend: str, model: str, **options: Any) -> Generator:

