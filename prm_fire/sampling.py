@@ -142,3 +142,23 @@ def draw(logits: torch.Tensor, generators: list[torch.Generator], greedy: bool =
     noise = torch.stack([torch.rand(logits.shape[-1], generator=g) for g in generators])
     gumbel = -torch.log(-torch.log(noise.clamp_min(torch.finfo(noise.dtype).tiny)))
     return (logits.float() + gumbel).argmax(dim=-1)
+
+
+def first_tokens(
+    logits: torch.Tensor, cfg: SamplingConfig, generators: list[torch.Generator]
+) -> tuple[torch.Tensor, list[float], list[float]]:
+    """The first token of each branch from the prefix's guarded next-token ``logits`` ([n, vocab]).
+
+    FIRE draws from the hot distribution (step 2), regular from the regular one (step 3, greedy at
+    temperature 0). Returns the tokens, their raw log-probs (T=1, no filter) and the log-probs under
+    the distribution they were drawn from (0 for greedy).
+    """
+    if cfg.fire is not None:
+        chosen, greedy = hot_logits(logits, cfg.fire), False
+    else:
+        greedy = cfg.temperature == 0
+        chosen = logits if greedy else regular_logits(logits, cfg)
+    token = draw(chosen, generators, greedy=greedy)
+    raw = logits.log_softmax(-1).gather(1, token[:, None])[:, 0].tolist()
+    sampled = [0.0] * len(raw) if greedy else chosen.log_softmax(-1).gather(1, token[:, None])[:, 0].tolist()
+    return token, raw, sampled

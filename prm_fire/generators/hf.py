@@ -1,8 +1,9 @@
 """HF transformers backend: prefill the shared prefix once, then decode n branches as one batch.
 
-The FIRE step is :meth:`HFGenerator.branch_ids`: one forward pass over prompt + prefix, n first tokens
-drawn from its last logits (hot for FIRE), the prefix KV cache repeated n times (a copy, no second
-prefill), then regular decoding of the n rows together; rows that drew EOS leave the batch.
+The FIRE step is :meth:`HFGenerator._decode`: one forward pass over prompt + prefix, n first tokens
+drawn from its last logits (:func:`prm_fire.sampling.first_tokens`, hot for FIRE), the prefix KV
+cache repeated n times (a copy, no second prefill), then regular decoding of the n rows together;
+rows that drew EOS leave the batch.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from tqdm.auto import tqdm
 
 from prm_fire.generators import GENERATORS
 from prm_fire.generators.base import Branch, ChatBackend
-from prm_fire.sampling import SamplingConfig, branch_seed, draw, guard_vocab, hot_logits, regular_logits
+from prm_fire.sampling import SamplingConfig, branch_seed, draw, first_tokens, guard_vocab, regular_logits
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -99,14 +100,8 @@ class HFGenerator(ChatBackend):
         logits = logits.expand(n, -1)
 
         # First token: hot (FIRE) or regular.
-        if cfg.fire is not None:
-            first_logits, first_greedy = hot_logits(logits, cfg.fire), False
-        else:
-            first_logits, first_greedy = (logits if greedy else regular_logits(logits, cfg)), greedy
-        token = draw(first_logits, generators, greedy=first_greedy)
+        token, raw_lp, sampled_lp = first_tokens(logits, cfg, generators)
         first = token.tolist()
-        raw_lp = logits.log_softmax(-1).gather(1, token[:, None])[:, 0].tolist()
-        sampled_lp = [0.0] * n if first_greedy else first_logits.log_softmax(-1).gather(1, token[:, None])[:, 0].tolist()
 
         # The n branches share one copy of the prefix cache each; then regular decoding in one batch.
         cache.batch_repeat_interleave(n)

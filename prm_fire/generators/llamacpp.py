@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from prm_fire.generators import GENERATORS
 from prm_fire.generators.base import Branch, ChatBackend
 from prm_fire.generators.hf import real_vocab_size
-from prm_fire.sampling import SamplingConfig, branch_seed, draw, guard_vocab, hot_logits, regular_logits
+from prm_fire.sampling import SamplingConfig, branch_seed, draw, first_tokens, guard_vocab, regular_logits
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -267,14 +267,8 @@ class LlamaCppGenerator(ChatBackend):
         logits = guard_vocab(self._prefill(prompt_ids), self.vocab_size).expand(n, -1)
 
         # First token: hot (FIRE) or regular.
-        if cfg.fire is not None:
-            first_logits, first_greedy = hot_logits(logits, cfg.fire), False
-        else:
-            first_logits, first_greedy = (logits if greedy else regular_logits(logits, cfg)), greedy
-        token = draw(first_logits, generators, greedy=first_greedy)
+        token, raw_lp, sampled_lp = first_tokens(logits, cfg, generators)
         first = token.tolist()
-        raw_lp = logits.log_softmax(-1).gather(1, token[:, None])[:, 0].tolist()
-        sampled_lp = [0.0] * n if first_greedy else first_logits.log_softmax(-1).gather(1, token[:, None])[:, 0].tolist()
 
         # Branch i is sequence i + 1, starting from the prefix KV of sequence 0.
         memory = lc.llama_get_memory(self._ctx)
