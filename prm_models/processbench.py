@@ -30,6 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from prm_fire.journal import append_journal, complete_lines
 from prm_fire.problems import ProcessBenchItem
 from prm_models import PRMScorer, StepScores
 
@@ -116,19 +117,15 @@ def sweep(results: Sequence[ItemResult], thresholds: Iterable[float] = SWEEP) ->
 # --- scoring with a resumable JSONL file -------------------------------------------------------------
 
 
-def _read_results(path: Path, header: RunHeader) -> dict[str, ItemResult]:
-    """Results already in ``path`` (checked against ``header``); a torn last line is cut off."""
-    if not path.exists() or path.stat().st_size == 0:
-        return {}
-    raw = path.read_bytes()
-    if not raw.endswith(b"\n"):  # killed mid-write: keep the complete lines only
-        raw = raw[: raw.rfind(b"\n") + 1]
-        path.write_bytes(raw)
-    lines = raw.decode("utf-8").splitlines()
+def _read_results(path: Path, header: RunHeader) -> dict[str, ItemResult] | None:
+    """Results already in ``path`` (checked against ``header``; None: not even a header yet).
+
+    A torn last line is left out (and cut off by the next append)."""
+    lines = complete_lines(path)
     if not lines:
-        return {}
+        return None
     try:
-        found = RunHeader.model_validate_json(lines[0])
+        found = RunHeader.model_validate_json(lines[0][1])
     except ValueError as exc:
         raise ValueError(f"{path}: first line is not a run header ({exc.__class__.__name__}); "
                          "pass another --out or delete the file") from None
@@ -138,7 +135,7 @@ def _read_results(path: Path, header: RunHeader) -> dict[str, ItemResult]:
             "pass another --out or delete the file"
         )
     results = {}
-    for number, line in enumerate(lines[1:], start=2):
+    for number, line in lines[1:]:
         try:
             result = ItemResult.model_validate_json(line)
         except ValueError as exc:
@@ -177,32 +174,29 @@ def evaluate(
     ``header`` names the run; an existing file written by another run is an error, not overwritten.
     """
     path = Path(results_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     done = _read_results(path, header)
+    if done is None:
+        append_journal(path, header)  # also cuts off a torn header line
+        done = {}
     known = {item.problem.id for item in items}
     stray = sorted(set(done) - known)
     if stray:
         raise ValueError(f"{path} has results for items not in {header.data}: {stray[:3]}")
     todo = [item for item in items if item.problem.id not in done]
-    with path.open("a", encoding="utf-8") as out:
-        if not done and path.stat().st_size == 0:
-            out.write(header.model_dump_json() + "\n")
-            out.flush()
-        bar = None
-        if progress:
-            from tqdm import tqdm
+    bar = None
+    if progress:
+        from tqdm import tqdm
 
-            desc = f"{header.prm} on {Path(header.data).name}"
-            bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=desc, unit="item")
-        for item in todo:
-            result = score_item(scorer, item)
-            out.write(result.model_dump_json() + "\n")
-            out.flush()
-            done[result.id] = result
-            if bar is not None:
-                bar.update(1)
+        desc = f"{header.prm} on {Path(header.data).name}"
+        bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=desc, unit="item")
+    for item in todo:
+        result = score_item(scorer, item)
+        append_journal(path, result)  # one durable line per item; a torn last line is cut off first
+        done[result.id] = result
         if bar is not None:
-            bar.close()
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     return [done[item.problem.id] for item in items]
 
 

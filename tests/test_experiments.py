@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from prm_fire.experiments.config import load_config, shipped_configs
-from prm_fire.experiments.journal import JournalError, append_journal, read_journal
+from prm_fire.journal import JournalError, append_journal, read_journal
 from prm_fire.generators import GENERATORS
 from prm_models import PRMS
 

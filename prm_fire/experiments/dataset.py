@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from tqdm.auto import tqdm
 
 from prm_fire.experiments.config import DataSpec, ExperimentConfig
-from prm_fire.experiments.journal import append_journal, read_journal
+from prm_fire.journal import append_journal, read_journal
 from prm_fire.generators import Generator, make_generator
 from prm_fire.grader import Grade, grade
 from prm_fire.problems import Problem, load_problems

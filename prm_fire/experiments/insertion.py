@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from prm_fire.branching import BranchSet, branch
 from prm_fire.experiments.config import ExperimentConfig
 from prm_fire.experiments.dataset import DatasetItem, item_seed
-from prm_fire.experiments.journal import append_journal, read_journal
+from prm_fire.journal import append_journal, read_journal
 from prm_fire.generators import Generator, make_generator
 from prm_fire.prefixes import build_prefix
 from prm_fire.sampling import Method

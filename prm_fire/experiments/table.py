@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from prm_fire.experiments.config import ExperimentConfig
 from prm_fire.experiments.insertion import InsertionResult, journal_path
-from prm_fire.experiments.journal import read_journal
+from prm_fire.journal import read_journal
 from prm_fire.grader import answers_equivalent
 from prm_fire.metrics import Interval, effective_answers, mean_ci, pass_at_k
 from prm_fire.sampling import Method

@@ -22,18 +22,24 @@ class JournalError(ValueError):
     """A journal line that is not a valid record."""
 
 
-def read_journal(path: Path, model: type[M]) -> list[M]:
-    """Every complete record of ``path`` (none if it does not exist yet)."""
+def complete_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, text) of every complete non-blank line of ``path`` (none if it does not exist).
+
+    A torn last line (no newline: the writer was killed) is left out, with a warning.
+    """
     if not path.exists():
         return []
     text = path.read_text(encoding="utf-8")
     lines = text.split("\n")
     if not text.endswith("\n") and lines[-1].strip():
         logger.warning("%s line %d: dropping a torn last line (interrupted write)", path, len(lines))
+    return [(number, line) for number, line in enumerate(lines[:-1], start=1) if line.strip()]
+
+
+def read_journal(path: Path, model: type[M]) -> list[M]:
+    """Every complete record of ``path`` (none if it does not exist yet)."""
     records = []
-    for number, line in enumerate(lines[:-1], start=1):  # the last piece is "" or a torn line
-        if not line.strip():
-            continue
+    for number, line in complete_lines(path):
         try:
             records.append(model.model_validate_json(line))
         except ValidationError as err:
