@@ -112,6 +112,26 @@ def _sha256(paths: list[Path], out: Path | None = None) -> str:
     return digest.hexdigest()
 
 
+def _stamped_sha256(path: Path) -> str:
+    """sha256 of a cache file, hashed once: a stamp beside it keys the digest by size and mtime.
+
+    The assembled Qwen GGUF is ~0.5-1.6 GB; re-hashing it on every generator build cost ~9 s.
+    A file rewritten in place changes its mtime, so the stamp then no longer matches and it is hashed again.
+    """
+    stamp = path.with_name(path.name + ".sha256.json")
+    stat = path.stat()
+    key = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    try:
+        record = json.loads(stamp.read_text())
+        if {k: record.get(k) for k in key} == key and isinstance(record.get("sha256"), str):
+            return record["sha256"]
+    except (OSError, ValueError):
+        pass
+    digest = _sha256([path])
+    stamp.write_text(json.dumps({**key, "sha256": digest}))
+    return digest
+
+
 def gguf_path(key: str) -> Path:
     """The verified GGUF file of an embedded model (assembled in the cache if it ships in parts)."""
     spec = EMBEDDED[key]
@@ -121,7 +141,7 @@ def gguf_path(key: str) -> Path:
     else:
         target = cache_dir() / "gguf" / f"{key}.gguf"
         if target.is_file():
-            digest = _sha256([target])
+            digest = _stamped_sha256(target)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_suffix(f".part{os.getpid()}")

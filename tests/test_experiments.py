@@ -126,3 +126,43 @@ def test_whole_chain_on_two_real_items_and_resume(tmp_path, shared_data, capsys)
     after = journal.read_text().splitlines()
     strip = lambda line: {k: v for k, v in json.loads(line).items() if k != "seconds"}  # noqa: E731
     assert [strip(x) for x in after] == [strip(x) for x in before]
+
+    # 'all' goes problem by problem; the stages one after the other give the same records.
+    staged = tmp_path / "staged"
+    for stage in ("dataset", "insertion"):
+        assert main(["table5", "--config", str(config_path), "--stage", stage, "--out-dir", str(staged)]) == 0
+    for name in ("attempts.jsonl", "dataset.jsonl", "insertion/line1.jsonl", "insertion/prm.jsonl"):
+        ours, theirs = (d / name for d in (run, staged / "tiny"))
+        assert sorted(map(json.dumps, map(strip, ours.read_text().splitlines()))) == sorted(
+            map(json.dumps, map(strip, theirs.read_text().splitlines()))), name
+
+
+def test_pass_rate_by_level_on_real_problems_resumes(tmp_path, shared_data, capsys):
+    from prm_fire.cli import main
+    from prm_fire.experiments.pass_rate import ProblemPassRate, measure_pass_rate, summarize
+    config_path = _tiny_config(tmp_path, shared_data)
+    args = ["table5", "--config", str(config_path), "--stage", "pass-rate", "--levels", "1,2", "--per-level", "1",
+            "--samples", "2"]
+    assert main(args) == 0
+    journal = tmp_path / "tiny" / "pass_rate.jsonl"
+    first = read_journal(journal, ProblemPassRate)
+    assert [r.level for r in first] == [1, 2] and all(len(r.correct) == len(r.answers) == 2 for r in first)
+    assert all(r.tokens > 0 for r in first)
+    assert "| 1 | 1 | 2 |" in capsys.readouterr().out
+    assert not (tmp_path / "tiny" / "dataset.jsonl").exists(), "pass-rate is not part of the data set stage"
+
+    # Resume with more problems per level: the old records stay, only new problems are sampled.
+    config = load_config(config_path)
+    records = measure_pass_rate(config, [1, 2], per_level=2, samples=2, progress=False)
+    assert len(records) == 4 and len(read_journal(journal, ProblemPassRate)) == 4
+    assert all(r in records for r in first)
+    rows = summarize(records, min_lines=1)
+    assert [(r.level, r.problems, r.samples) for r in rows] == [(1, 2, 4), (2, 2, 4)]
+    for row in rows:
+        mine = [r for r in records if r.level == row.level]
+        assert row.solved == sum(any(r.correct) for r in mine) / 2
+        assert row.keepable == sum(not c for r in mine for c in r.correct) / 4  # every sample has >= 1 line
+    # A wrong answer never counts as correct (the grade uses the extracted answer).
+    assert all(not c for r in records for c, a in zip(r.correct, r.answers) if a is None)
+    with pytest.raises(ValueError, match="samples and per_level must be >= 1"):
+        measure_pass_rate(config, [1], samples=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,16 @@ def test_split_gguf_is_assembled_in_the_cache_and_verified(tmp_path, monkeypatch
     assert path == tmp_path / "gguf" / "qwen2.5-coder-0.5b.gguf"
     assert path.read_bytes()[:4] == b"GGUF"
     assert gguf_path("qwen2.5-coder-0.5b") == path  # second call verifies the cached file
+    stamp = path.with_name(path.name + ".sha256.json")
+    assert json.loads(stamp.read_text())["sha256"] == EMBEDDED["qwen2.5-coder-0.5b"].sha256
+    assert gguf_path("qwen2.5-coder-0.5b") == path  # trusts the stamp
+    with open(path, "r+b") as f:  # a file changed in place after it was stamped is hashed again
+        f.seek(-1, os.SEEK_END)
+        last = f.read(1)[0]
+        f.seek(-1, os.SEEK_END)
+        f.write(bytes([last ^ 1]))
+    with pytest.raises(ModelError, match="qwen2.5-coder-0.5b.gguf has sha256 .*expected"):
+        gguf_path("qwen2.5-coder-0.5b")
 
 
 def test_checksum_mismatch_is_an_error(monkeypatch):

@@ -1,7 +1,9 @@
 """``prm-fire table5``: the whole Table 5 chain for a config, or one stage of it.
 
 Stages: ``dataset`` (base responses, PRM, filter), ``insertion`` (branching at each point),
-``table`` (aggregate, markdown, JSON, PNG). Every stage resumes from what it wrote.
+``table`` (aggregate, markdown, JSON, PNG). ``all`` runs the first two problem by problem
+(:mod:`prm_fire.experiments.chain`), then the table. Every stage resumes from what it wrote. ``pass-rate``
+(not part of ``all``) measures the policy's pass rate by MATH level, to choose the subset first.
 """
 
 from __future__ import annotations
@@ -14,11 +16,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``table5`` and its options."""
     p = sub.add_parser("table5", help="reproduce the FIRE paper's Table 5 for a config (resumable)")
     p.add_argument("--config", required=True, help="shipped config name (cpu-small, paper) or a .toml path")
-    p.add_argument("--stage", choices=["all", "dataset", "insertion", "table"], default="all")
+    p.add_argument("--stage", choices=["all", "pass-rate", "dataset", "insertion", "table"], default="all")
     p.add_argument("--point", action="append", help="insertion point(s) for the insertion stage (default: config's)")
     p.add_argument("--method", choices=["regular", "fire", "both"], default="both")
     p.add_argument("--out-dir", help="override the config's out_dir")
     p.add_argument("--limit", type=int, help="override the config's number of problems")
+    p.add_argument("--levels", type=level_list, default=[1, 2, 3], help="pass-rate stage: comma-separated MATH levels")
+    p.add_argument("--per-level", type=int, default=10, help="pass-rate stage: problems per level")
+    p.add_argument("--samples", type=int, default=4, help="pass-rate stage: responses per problem")
+
+
+def level_list(text: str) -> list[int]:
+    """``"1,2,3"`` -> ``[1, 2, 3]``; argparse reports a bad value with the option's name."""
+    try:
+        return [int(level) for level in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1,2,3, got {text!r}") from None
 
 
 def _config(args: argparse.Namespace):
@@ -32,6 +45,7 @@ def _config(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     """Run the asked stages in order, sharing one loaded generator."""
+    from prm_fire.experiments.chain import run_chain
     from prm_fire.experiments.dataset import build_dataset
     from prm_fire.experiments.insertion import run_insertion
     from prm_fire.experiments.table import render_markdown, write_table5
@@ -48,10 +62,20 @@ def run(args: argparse.Namespace) -> int:
         return generator
 
     start = time.perf_counter()
-    if args.stage in ("all", "dataset"):
+    if args.stage == "pass-rate":
+        from prm_fire.experiments.pass_rate import measure_pass_rate, render_pass_rate, write_pass_rate
+
+        records = measure_pass_rate(config, args.levels, per_level=args.per_level, samples=args.samples,
+                                    generator=shared_generator())
+        print(render_pass_rate(config, write_pass_rate(config, records)))
+        print(f"written: {config.run_dir}/pass_rate.md, pass_rate.json ({time.perf_counter() - start:.0f}s)")
+    if args.stage == "all":  # problem by problem, so a stopped run leaves every finished item complete
+        items = run_chain(config, generator=shared_generator())
+        print(f"data set and insertion: {len(items)} items kept ({time.perf_counter() - start:.0f}s so far)")
+    if args.stage == "dataset":
         items = build_dataset(config, generator=shared_generator())
         print(f"data set: {len(items)} items kept ({time.perf_counter() - start:.0f}s so far)")
-    if args.stage in ("all", "insertion"):
+    if args.stage == "insertion":
         methods = None if args.method == "both" else [args.method]
         for point in args.point or config.insertion.points:
             run_insertion(config, point, methods, generator=shared_generator())

@@ -92,29 +92,34 @@ def _verdict(config: ExperimentConfig, correct: bool, steps: int, first_error: i
     return True, "kept"
 
 
+def make_scorer(config: ExperimentConfig, generator: Generator) -> Any:
+    """The config's PRM; a rollout PRM with the policy's own model shares the loaded ``generator``."""
+    from prm_models import make_prm
+
+    same_model = config.prm.options.get("model", config.model) == config.model
+    return make_prm(config.prm.name, config.prm.options, **({"generator": generator} if same_model else {}))
+
+
 def build_dataset(
     config: ExperimentConfig,
     *,
+    problems: list[Problem] | None = None,
     generator: Generator | None = None,
     scorer: Any | None = None,
     progress: bool = True,
 ) -> list[DatasetItem]:
     """Run stage 1 for ``config`` (resuming), return every kept item.
 
-    ``generator`` and ``scorer`` default to the config's backend/model and PRM; pass them to share
-    loaded models between stages.
+    ``problems`` defaults to the config's subset (:func:`select_problems`). ``generator`` and
+    ``scorer`` default to the config's backend/model and PRM; pass them to share loaded models.
     """
-    from prm_models import make_prm
-
     run_dir = config.run_dir
     attempts_path, dataset_path = run_dir / "attempts.jsonl", run_dir / "dataset.jsonl"
     done = {a.problem_id for a in read_journal(attempts_path, Attempt)}
-    todo = [p for p in select_problems(config.data) if p.id not in done]
+    todo = [p for p in (select_problems(config.data) if problems is None else problems) if p.id not in done]
     if todo:
         generator = generator or make_generator(config.backend, config.model, **config.backend_options)
-        # A rollout PRM with the policy's own model shares the loaded generator.
-        same_model = config.prm.options.get("model", config.model) == config.model
-        scorer = scorer or make_prm(config.prm.name, config.prm.options, **({"generator": generator} if same_model else {}))
+        scorer = scorer or make_scorer(config, generator)
     for problem in tqdm(todo, desc="base responses", unit="problem", disable=not progress):
         start = time.perf_counter()
         sampling = config.base_sampling.model_copy(update={"seed": item_seed(config.base_sampling.seed, problem.id)})

@@ -57,6 +57,38 @@ class Generator(Protocol):
         ...
 
 
+class DecodeState:
+    """Bookkeeping of n branches decoded in one batch: their tokens, why each ended, which still run.
+
+    Batch row r holds branch ``alive[r]``; a branch that draws an end-of-sequence id ends (``"stop"``,
+    the id is not kept) and leaves the batch; one that reaches the token budget keeps ``"length"``.
+
+    >>> state = DecodeState(3)
+    >>> state.take([5, 0, 6], eos={0})
+    ([0, 2], [1])
+    >>> state.take([7, 0], eos={0}), state.alive, state.rows, state.finish
+    (([0], [2]), [0], [[5, 7], [], [6]], ['length', 'stop', 'stop'])
+    """
+
+    def __init__(self, n: int):
+        self.rows: list[list[int]] = [[] for _ in range(n)]
+        self.finish: list[str] = ["length"] * n
+        self.alive: list[int] = list(range(n))
+
+    def take(self, tokens: list[int], eos: set[int]) -> tuple[list[int], list[int]]:
+        """Record one token per live branch (in batch order); return (batch rows kept, branches ended)."""
+        keep, ended = [], []
+        for row, (i, t) in enumerate(zip(self.alive, tokens, strict=True)):
+            if t in eos:
+                self.finish[i] = "stop"
+                ended.append(i)
+            else:
+                self.rows[i].append(t)
+                keep.append(row)
+        self.alive = [self.alive[r] for r in keep]
+        return keep, ended
+
+
 class ChatBackend:
     """What the backends share: the prompt encoding with an HF tokenizer, argument checks, and the
     branch records. A backend sets ``tokenizer`` and implements :meth:`branch_ids`."""

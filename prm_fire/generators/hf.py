@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 
 from prm_fire.generators import GENERATORS
-from prm_fire.generators.base import Branch, ChatBackend
+from prm_fire.generators.base import Branch, ChatBackend, DecodeState
 from prm_fire.sampling import SamplingConfig, branch_seed, draw, first_tokens, guard_vocab, regular_logits
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -105,9 +105,7 @@ class HFGenerator(ChatBackend):
 
         # The n branches share one copy of the prefix cache each; then regular decoding in one batch.
         cache.batch_repeat_interleave(n)
-        rows: list[list[int]] = [[] for _ in range(n)]
-        finish = ["length"] * n
-        alive = list(range(n))
+        state = DecodeState(n)
         bar = tqdm(total=cfg.max_new_tokens, desc=f"{cfg.method} x{n}", unit="step", disable=not self.progress)
         for step in range(cfg.max_new_tokens):
             bar.update()
@@ -115,20 +113,13 @@ class HFGenerator(ChatBackend):
                 logits, cache = self._forward(token[:, None], cache)
                 if not greedy:
                     logits = regular_logits(logits, cfg)
-                token = draw(logits, [generators[i] for i in alive], greedy=greedy)
-            keep = []
-            for row, (i, t) in enumerate(zip(alive, token.tolist())):
-                if t in self.eos:
-                    finish[i] = "stop"
-                else:
-                    rows[i].append(t)
-                    keep.append(row)
-            if len(keep) < len(alive):
-                alive = [alive[r] for r in keep]
-                if not alive:
+                token = draw(logits, [generators[i] for i in state.alive], greedy=greedy)
+            keep, ended = state.take(token.tolist(), self.eos)
+            if ended:
+                if not state.alive:
                     break
                 index = torch.tensor(keep)
                 token = token[index]
                 cache.batch_select_indices(index)
         bar.close()
-        return first, raw_lp, sampled_lp, rows, finish
+        return first, raw_lp, sampled_lp, state.rows, state.finish

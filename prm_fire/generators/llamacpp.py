@@ -35,7 +35,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from prm_fire.generators import GENERATORS
-from prm_fire.generators.base import Branch, ChatBackend
+from prm_fire.generators.base import Branch, ChatBackend, DecodeState
 from prm_fire.generators.hf import real_vocab_size
 from prm_fire.sampling import SamplingConfig, branch_seed, draw, first_tokens, guard_vocab, regular_logits
 
@@ -275,32 +275,25 @@ class LlamaCppGenerator(ChatBackend):
         if n_seq > 1:
             for i in range(n):
                 lc.llama_memory_seq_cp(memory, 0, i + 1, -1, -1)
-        rows: list[list[int]] = [[] for _ in range(n)]
-        finish = ["length"] * n
-        alive = list(range(n))
+        state = DecodeState(n)
         bar = tqdm(total=cfg.max_new_tokens, desc=f"{cfg.method} x{n}", unit="step", disable=not self.progress)
         for step in range(cfg.max_new_tokens):
             bar.update()
             if step > 0:
                 # One batch: the last token of every live branch, at its position, in its own sequence.
-                logits = self._run(token.tolist(), [size + step - 1] * len(alive), [i + 1 for i in alive], len(alive))
+                live = state.alive
+                logits = self._run(token.tolist(), [size + step - 1] * len(live), [i + 1 for i in live], len(live))
                 logits = guard_vocab(logits, self.vocab_size)
                 if not greedy:
                     logits = regular_logits(logits, cfg)
-                token = draw(logits, [generators[i] for i in alive], greedy=greedy)
-            keep = []
-            for row, (i, t) in enumerate(zip(alive, token.tolist())):
-                if t in self.eos:
-                    finish[i] = "stop"
-                    if n_seq > 1:
+                token = draw(logits, [generators[i] for i in live], greedy=greedy)
+            keep, ended = state.take(token.tolist(), self.eos)
+            if ended:
+                if n_seq > 1:  # free the ended branches' sequence memory
+                    for i in ended:
                         lc.llama_memory_seq_rm(memory, i + 1, -1, -1)
-                else:
-                    rows[i].append(t)
-                    keep.append(row)
-            if len(keep) < len(alive):
-                alive = [alive[r] for r in keep]
-                if not alive:
+                if not state.alive:
                     break
                 token = token[torch.tensor(keep)]
         bar.close()
-        return first, raw_lp, sampled_lp, rows, finish
+        return first, raw_lp, sampled_lp, state.rows, state.finish

@@ -1,0 +1,155 @@
+"""Before Table 5: how often does the policy solve problems of each MATH level?
+
+The CPU run must pick problems the small model solves *sometimes*: too easy and few responses are
+wrong, too hard and no branch ever reaches the answer, so pass@10 says nothing. This stage samples
+``samples`` responses for ``per_level`` problems of each level with the config's base sampling,
+grades them, and reports per level the pass@1 (mean fraction correct), the share of problems solved
+at least once, and the share of responses the data set filter could keep (wrong, with a line after
+the first ``filter.min_first_error_step`` lines) -- an upper bound on the stage-1 yield before the PRM's verdict.
+
+Sample 0 of a problem uses the seed :func:`prm_fire.experiments.dataset.item_seed` gives it, so it is
+the very response stage 1 would sample for that problem. Results go to ``pass_rate.jsonl`` (one line
+per problem, resumable) and ``pass_rate.md``/``pass_rate.json`` in the run folder.
+"""
+
+from __future__ import annotations
+
+import time
+
+from pydantic import BaseModel, ConfigDict, Field
+from tqdm.auto import tqdm
+
+from prm_fire.experiments.config import ExperimentConfig
+from prm_fire.experiments.dataset import item_seed, select_problems
+from prm_fire.generators import Generator, make_generator
+from prm_fire.grader import grade
+from prm_fire.journal import append_journal, read_journal
+from prm_fire.metrics import Interval, mean_ci
+from prm_fire.prompts import build_messages
+from prm_fire.steps import split_steps
+
+
+class ProblemPassRate(BaseModel):
+    """The graded samples of one problem."""
+
+    model_config = ConfigDict(frozen=True)
+
+    problem_id: str
+    level: int | None
+    subject: str | None
+    correct: list[bool] = Field(description="Grade of each sample, in branch order.")
+    answers: list[str | None] = Field(description="Final answer extracted from each sample (None: none stated).")
+    lines: list[int] = Field(description="Non-blank lines of each sample.")
+    tokens: int = Field(description="Tokens generated over all samples.")
+    seconds: float
+
+
+class LevelPassRate(BaseModel):
+    """One level's summary."""
+
+    model_config = ConfigDict(frozen=True)
+
+    level: int | None
+    problems: int
+    samples: int
+    pass_at_1: Interval = Field(description="Mean over problems of the fraction of samples correct.")
+    solved: float = Field(description="Share of problems with at least one correct sample.")
+    keepable: float = Field(description="Share of samples that are wrong and have >= min_lines lines.")
+    mean_tokens: float = Field(description="Mean tokens per sample.")
+
+
+def _journal(config: ExperimentConfig):
+    return config.run_dir / "pass_rate.jsonl"
+
+
+def measure_pass_rate(
+    config: ExperimentConfig,
+    levels: list[int],
+    *,
+    per_level: int = 10,
+    samples: int = 4,
+    generator: Generator | None = None,
+    progress: bool = True,
+) -> list[ProblemPassRate]:
+    """Sample and grade ``samples`` responses for ``per_level`` problems of each level (resuming).
+
+    Problems come from ``config.data`` (path, subjects, shuffle seed) with ``levels`` replaced level by
+    level; returns the records of the chosen problems, old and new.
+    """
+    if samples < 1 or per_level < 1:
+        raise ValueError(f"pass rate: samples and per_level must be >= 1, got {samples} and {per_level}")
+    chosen = [
+        p for level in levels
+        for p in select_problems(config.data.model_copy(update={"levels": [level], "limit": per_level}))
+    ]
+    path = _journal(config)
+    done = {r.problem_id: r for r in read_journal(path, ProblemPassRate)}
+    todo = [p for p in chosen if p.id not in done]
+    if todo:
+        generator = generator or make_generator(config.backend, config.model, **config.backend_options)
+    for problem in tqdm(todo, desc="pass rate", unit="problem", disable=not progress):
+        start = time.perf_counter()
+        sampling = config.base_sampling.model_copy(update={"seed": item_seed(config.base_sampling.seed, problem.id)})
+        branches = generator.branch(build_messages(problem), "", samples, sampling)
+        grades = [grade(b.text, problem.answer) for b in branches]
+        record = ProblemPassRate(
+            problem_id=problem.id, level=problem.level, subject=problem.subject,
+            correct=[g.correct for g in grades], answers=[g.predicted for g in grades],
+            lines=[len(split_steps(b.text, "line")) for b in branches],
+            tokens=sum(len(b.token_ids) for b in branches),
+            seconds=round(time.perf_counter() - start, 2),
+        )
+        append_journal(path, record)
+        done[problem.id] = record
+    return [done[p.id] for p in chosen]
+
+
+def summarize(records: list[ProblemPassRate], min_lines: int = 4) -> list[LevelPassRate]:
+    """Per-level summary of :func:`measure_pass_rate` records (levels in ascending order)."""
+    levels = sorted({r.level for r in records}, key=lambda level: (level is None, level or 0))
+    rows = []
+    for level in levels:
+        mine = [r for r in records if r.level == level]
+        flat = [(c, n) for r in mine for c, n in zip(r.correct, r.lines)]
+        rows.append(LevelPassRate(
+            level=level,
+            problems=len(mine),
+            samples=len(flat),
+            pass_at_1=mean_ci([sum(r.correct) / len(r.correct) for r in mine]),
+            solved=sum(any(r.correct) for r in mine) / len(mine),
+            keepable=sum(not c and n >= min_lines for c, n in flat) / len(flat),
+            mean_tokens=sum(r.tokens for r in mine) / len(flat),
+        ))
+    return rows
+
+
+def render_pass_rate(config: ExperimentConfig, rows: list[LevelPassRate]) -> str:
+    """A markdown table of the per-level summary."""
+    lines = [
+        f"### {config.name}: pass rate of {config.model} on {config.data.path} by level",
+        "",
+        f"Base sampling: temperature {config.base_sampling.temperature}, "
+        f"max {config.base_sampling.max_new_tokens} new tokens.",
+        "",
+        f"| level | problems | samples | pass@1 % [95% CI] | solved at least once % "
+        f"| wrong with >= {config.filter.min_first_error_step + 1} lines % | tokens/sample |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ci = r.pass_at_1
+        lines.append(
+            f"| {r.level} | {r.problems} | {r.samples} | {100 * ci.mean:.1f} [{100 * ci.low:.1f}, {100 * ci.high:.1f}] "
+            f"| {100 * r.solved:.0f} | {100 * r.keepable:.0f} | {r.mean_tokens:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_pass_rate(config: ExperimentConfig, records: list[ProblemPassRate]) -> list[LevelPassRate]:
+    """Summarize and write ``pass_rate.md`` and ``pass_rate.json`` into the run folder."""
+    rows = summarize(records, min_lines=config.filter.min_first_error_step + 1)
+    config.run_dir.mkdir(parents=True, exist_ok=True)
+    (config.run_dir / "pass_rate.md").write_text(render_pass_rate(config, rows))
+    (config.run_dir / "pass_rate.json").write_text(
+        "[\n" + ",\n".join(r.model_dump_json() for r in rows) + "\n]\n"
+    )
+    return rows
