@@ -21,25 +21,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=["regular", "fire", "both"], default="both")
     p.add_argument("--out-dir", help="override the config's out_dir")
     p.add_argument("--limit", type=int, help="override the config's number of problems")
-    p.add_argument("--levels", type=level_list, default=[1, 2, 3], help="pass-rate stage: comma-separated MATH levels")
+    p.add_argument("--data", help="override the config's data file (e.g. to measure pass rates on another set)")
+    p.add_argument("--levels", type=level_list, default=[1, 2, 3], help="pass-rate stage: comma-separated MATH levels, or 'all' (one row, e.g. GSM8K)")
     p.add_argument("--per-level", type=int, default=10, help="pass-rate stage: problems per level")
     p.add_argument("--samples", type=int, default=4, help="pass-rate stage: responses per problem")
 
 
-def level_list(text: str) -> list[int]:
-    """``"1,2,3"`` -> ``[1, 2, 3]``; argparse reports a bad value with the option's name."""
+def level_list(text: str) -> list[int] | None:
+    """``"1,2,3"`` -> ``[1, 2, 3]``; ``"all"`` -> None (data without levels, e.g. GSM8K)."""
+    if text == "all":
+        return None
     try:
         return [int(level) for level in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1,2,3, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected 'all' or comma-separated integers like 1,2,3, got {text!r}") from None
 
 
 def _config(args: argparse.Namespace):
     from prm_fire.experiments.config import load_config
 
     config = load_config(args.config, **({"out_dir": args.out_dir} if args.out_dir else {}))
-    if args.limit:
-        config = config.model_copy(update={"data": config.data.model_copy(update={"limit": args.limit})})
+    data = {"limit": args.limit} if args.limit else {}
+    if args.data:  # levels/subjects belong to the config's data set, not to another one
+        data |= {"path": args.data, "levels": None, "subjects": None}
+    if data:
+        config = config.model_copy(update={"data": config.data.model_copy(update=data)})
     return config
 
 
@@ -65,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
     if args.stage == "pass-rate":
         from prm_fire.experiments.pass_rate import measure_pass_rate, render_pass_rate, write_pass_rate
 
-        records = measure_pass_rate(config, args.levels, per_level=args.per_level, samples=args.samples,
-                                    generator=shared_generator())
+        # Builds the generator only if some problem is still to sample.
+        records = measure_pass_rate(config, args.levels, per_level=args.per_level, samples=args.samples)
         print(render_pass_rate(config, write_pass_rate(config, records)))
         print(f"written: {config.run_dir}/pass_rate.md, pass_rate.json ({time.perf_counter() - start:.0f}s)")
     if args.stage == "all":  # problem by problem, so a stopped run leaves every finished item complete

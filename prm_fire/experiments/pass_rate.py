@@ -64,7 +64,7 @@ def _journal(config: ExperimentConfig):
 
 def measure_pass_rate(
     config: ExperimentConfig,
-    levels: list[int],
+    levels: list[int] | None,
     *,
     per_level: int = 10,
     samples: int = 4,
@@ -74,13 +74,15 @@ def measure_pass_rate(
     """Sample and grade ``samples`` responses for ``per_level`` problems of each level (resuming).
 
     Problems come from ``config.data`` (path, subjects, shuffle seed) with ``levels`` replaced level by
-    level; returns the records of the chosen problems, old and new.
+    level; ``levels=None`` takes ``per_level`` problems regardless of level (data without levels, such
+    as GSM8K). Returns the records of the chosen problems, old and new.
     """
     if samples < 1 or per_level < 1:
         raise ValueError(f"pass rate: samples and per_level must be >= 1, got {samples} and {per_level}")
     chosen = [
-        p for level in levels
-        for p in select_problems(config.data.model_copy(update={"levels": [level], "limit": per_level}))
+        p for level in (levels or [None])
+        for p in select_problems(config.data.model_copy(
+            update={"levels": None if level is None else [level], "limit": per_level}))
     ]
     path = _journal(config)
     done = {r.problem_id: r for r in read_journal(path, ProblemPassRate)}
@@ -138,7 +140,7 @@ def render_pass_rate(config: ExperimentConfig, rows: list[LevelPassRate]) -> str
     for r in rows:
         ci = r.pass_at_1
         lines.append(
-            f"| {r.level} | {r.problems} | {r.samples} | {100 * ci.mean:.1f} [{100 * ci.low:.1f}, {100 * ci.high:.1f}] "
+            f"| {'all' if r.level is None else r.level} | {r.problems} | {r.samples} | {100 * ci.mean:.1f} [{100 * ci.low:.1f}, {100 * ci.high:.1f}] "
             f"| {100 * r.solved:.0f} | {100 * r.keepable:.0f} | {r.mean_tokens:.0f} |"
         )
     return "\n".join(lines) + "\n"
