@@ -75,6 +75,11 @@ class RolloutConfig(BaseModel):
     estimate: Estimate = Field(default="hard", description="'hard': any rollout correct; 'soft': fraction.")
     mode: SearchMode = Field(default="linear", description="'linear': every step; 'binary': OmegaPRM search.")
     threshold: float = Field(default=0.5, ge=0, le=1, description="A step scoring below it is incorrect.")
+    screen_step: int | None = Field(
+        default=None, ge=0,
+        description="Binary mode: after the last step, evaluate the prefix through this step; if its estimate is 0, "
+                    "stop (screened: the first error is at or before it) instead of locating the error.",
+    )
     seed: int = Field(default=0, ge=0, description="Prefix i rolls out with seed branch_seed(seed, i).")
     step_separator: str = Field(
         default="\n\n", description="How score() joins a step list into one response (ProcessBench: blank line)."
@@ -105,6 +110,7 @@ class RolloutScores(StepScores):
     first_zero_index: int | None = Field(description="First step whose estimate is 0 (binary: as located).")
     prefix_evaluations: int = Field(ge=0, description="Prefixes rolled out (generator calls).")
     graded_final: bool = Field(description="The last step was scored by grading the response's own answer.")
+    screened: bool = Field(default=False, description="Stopped at screen_step: the first error is at or before it.")
     tokens_generated: int = Field(ge=0, description="Tokens generated over all rollouts.")
     seconds: float = Field(ge=0, description="Wall time of the scoring.")
     mode: SearchMode
@@ -215,15 +221,17 @@ class RolloutPRM:
             answers[i] = [b.answer for b in result.branches]
             return estimates[i]
 
+        screened = False
         if cfg.mode == "linear":
             for i in range(n):
                 evaluate(i)
             first_zero = next((i for i, e in enumerate(estimates) if e == 0), None)
             scores = [float(e) for e in estimates]  # type: ignore[arg-type]
         else:
-            first_zero = self._binary_search(n, evaluate)
+            first_zero, screened = self._binary_search(n, evaluate, cfg.screen_step)
             scores = [
-                estimates[i] if estimates[i] is not None else (1.0 if first_zero is None or i < first_zero else 0.0)
+                estimates[i] if estimates[i] is not None
+                else (1.0 if first_zero is None or (i < first_zero and not screened) else 0.0)
                 for i in range(n)
             ]
         return RolloutScores(
@@ -235,6 +243,9 @@ class RolloutPRM:
             first_zero_index=first_zero,
             prefix_evaluations=cost["calls"],
             graded_final=graded_final,
+            screened=screened,
+            # Screened: the steps before the screen step were not evaluated; they score 0 for want of evidence.
+            abstained=[e is None and i < first_zero for i, e in enumerate(estimates)] if screened else None,
             tokens_generated=cost["tokens"],
             seconds=time.perf_counter() - started,
             mode=cfg.mode,
@@ -245,25 +256,38 @@ class RolloutPRM:
         )
 
     @staticmethod
-    def _binary_search(n: int, evaluate: Any) -> int | None:
-        """First index whose estimate is 0, assuming estimates are monotone; None if the last is not 0.
+    def _binary_search(n: int, evaluate: Any, screen: int | None = None) -> tuple[int | None, bool]:
+        """(first index whose estimate is 0, screened), assuming estimates are monotone; None if the last is not 0.
+
+        With ``screen``, that index is evaluated right after the last one: a 0 there ends the search
+        (``screened``: the first zero is at or before it), otherwise the search continues after it.
 
         >>> values = [1, 1, 0.5, 0, 0, 0, 0]
         >>> seen = []
         >>> RolloutPRM._binary_search(len(values), lambda i: seen.append(i) or values[i]), seen
-        (3, [6, 3, 1, 2])
+        ((3, False), [6, 3, 1, 2])
+        >>> seen = []
+        >>> RolloutPRM._binary_search(len(values), lambda i: seen.append(i) or values[i], screen=2), seen
+        ((3, False), [6, 2, 4, 3])
+        >>> RolloutPRM._binary_search(len(values), lambda i: values[i], screen=4)
+        (4, True)
         >>> RolloutPRM._binary_search(3, lambda i: 1.0)
+        (None, False)
         """
         if evaluate(n - 1) != 0:
-            return None
+            return None, False
         lo, hi = 0, n - 1  # invariant: estimate(hi) == 0; no zero before lo
+        if screen is not None and screen < hi:
+            if evaluate(screen) == 0:
+                return screen, True
+            lo = screen + 1
         while lo < hi:
             mid = (lo + hi) // 2
             if evaluate(mid) == 0:
                 hi = mid
             else:
                 lo = mid + 1
-        return hi
+        return hi, False
 
 
 def add_scored_response(

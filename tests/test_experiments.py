@@ -166,3 +166,23 @@ def test_pass_rate_by_level_on_real_problems_resumes(tmp_path, shared_data, caps
     assert all(not c for r in records for c, a in zip(r.correct, r.answers) if a is None)
     with pytest.raises(ValueError, match="samples and per_level must be >= 1"):
         measure_pass_rate(config, [1], samples=0)
+
+
+def test_table5_cli_overrides_data_and_parses_levels(tmp_path, shared_data):
+    import argparse
+
+    from prm_fire.cli.table5 import _config, add_parser, level_list
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    config_path = _tiny_config(tmp_path, shared_data)
+    gsm8k = str(shared_data / "gsm8k" / "train.jsonl")
+    args = parser.parse_args(["table5", "--config", str(config_path), "--data", gsm8k, "--limit", "5", "--levels", "all"])
+    config = _config(args)
+    assert (config.data.path, config.data.levels, config.data.limit, config.data.seed) == (gsm8k, None, 5, 1)
+    config = _config(parser.parse_args(["table5", "--config", "cpu-small", "--backend", "hf"]))
+    assert (config.backend, config.backend_options) == ("hf", {})
+    assert load_config("cpu-small").backend_options == {"max_model_len": 2048}
+    assert args.levels is None and level_list("1,3") == [1, 3]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["table5", "--config", "cpu-small", "--levels", "one"])

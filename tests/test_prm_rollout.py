@@ -124,6 +124,24 @@ def test_binary_needs_fewer_prefix_evaluations_and_agrees_with_linear(shared_dat
     assert all(s == 1.0 for s, e in zip(binary.scores[: binary.first_zero_index], binary.estimates) if e is None)
 
 
+def test_screen_step_stops_early_when_its_prefix_fails(shared_data, small_generator):
+    item = load_processbench(shared_data / "processbench" / "gsm8k.json")[1]  # 7 steps, wrong final answer
+    common = dict(generator=small_generator, m=2, max_new_tokens=12, gold_data=str(shared_data))
+    linear = RolloutPRM(mode="linear", **common).score(item.problem, item.steps)
+    screened = RolloutPRM(mode="binary", screen_step=2, **common).score(item.problem, item.steps)
+    for s, lin in zip(screened.estimates, linear.estimates):  # same rollouts per prefix
+        assert s is None or s == lin
+    assert screened.estimates[2] == linear.estimates[2]  # the screen prefix is always evaluated
+    if linear.estimates[2] == 0:
+        assert screened.screened and screened.first_zero_index == 2 and screened.prefix_evaluations == 1
+        assert screened.scores[:3] == [0.0, 0.0, 0.0] and screened.abstained[:3] == [True, True, False]
+        assert screened.first_error_index == 0
+    else:
+        assert not screened.screened and screened.abstained is None
+        assert screened.first_zero_index is None or screened.first_zero_index > 2
+        assert screened.scores[:3] == [1.0, 1.0, 1.0]  # step 2 reaches the answer: 0-1 inferred correct
+
+
 def test_first_error_index_is_stored_in_the_tree_json(janet, small_generator, tmp_path):
     problem, gold, bad = janet
     prm = RolloutPRM(generator=small_generator, m=2, max_new_tokens=8, mode="binary")

@@ -21,6 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=["regular", "fire", "both"], default="both")
     p.add_argument("--out-dir", help="override the config's out_dir")
     p.add_argument("--limit", type=int, help="override the config's number of problems")
+    p.add_argument("--backend", help="override the config's backend (its backend options are dropped)")
     p.add_argument("--data", help="override the config's data file (e.g. to measure pass rates on another set)")
     p.add_argument("--levels", type=level_list, default=[1, 2, 3], help="pass-rate stage: comma-separated MATH levels, or 'all' (one row, e.g. GSM8K)")
     p.add_argument("--per-level", type=int, default=10, help="pass-rate stage: problems per level")
@@ -41,6 +42,8 @@ def _config(args: argparse.Namespace):
     from prm_fire.experiments.config import load_config
 
     config = load_config(args.config, **({"out_dir": args.out_dir} if args.out_dir else {}))
+    if args.backend:
+        config = config.model_copy(update={"backend": args.backend, "backend_options": {}})
     data = {"limit": args.limit} if args.limit else {}
     if args.data:  # levels/subjects belong to the config's data set, not to another one
         data |= {"path": args.data, "levels": None, "subjects": None}

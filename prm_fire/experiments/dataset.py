@@ -78,13 +78,16 @@ def select_problems(spec: DataSpec) -> list[Problem]:
     return problems[: spec.limit]
 
 
-def _verdict(config: ExperimentConfig, correct: bool, steps: int, first_error: int | None) -> tuple[bool, str]:
+def _verdict(config: ExperimentConfig, correct: bool, steps: int, first_error: int | None,
+             screened_at: int | None = None) -> tuple[bool, str]:
     f = config.filter
     needed = max([int(p[4:]) for p in config.insertion.points if p.startswith("line")], default=0)
     if f.require_wrong_answer and correct:
         return False, "final answer correct"
     if steps < needed:
         return False, f"response has {steps} {config.step_mode}s, insertion points need {needed}"
+    if screened_at is not None:  # the rollout PRM's screen: the error is located no further
+        return False, f"first error at or before step {screened_at} (PRM screen)"
     if first_error is None:
         return (not f.require_first_error), "PRM found no incorrect step"
     if first_error < f.min_first_error_step:
@@ -130,8 +133,10 @@ def build_dataset(
         if steps and not (config.filter.require_wrong_answer and verdict.correct):
             scores = scorer.score(problem, [s.text for s in steps])
             scores = scores.model_copy(update={"threshold": config.prm.threshold})
-        first_error = scores.first_error_index if scores else None
-        kept, reason = _verdict(config, verdict.correct, len(steps), first_error) if steps else (False, "empty response")
+        screened_at = scores.first_zero_index if getattr(scores, "screened", False) else None
+        first_error = scores.first_error_index if scores and screened_at is None else None
+        kept, reason = (_verdict(config, verdict.correct, len(steps), first_error, screened_at) if steps
+                        else (False, "empty response"))
         if kept and scores is not None:
             append_journal(dataset_path, DatasetItem(
                 problem=problem, response=raw.text, steps=steps, grade=verdict, prm=config.prm.name,
