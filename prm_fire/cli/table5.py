@@ -2,8 +2,8 @@
 
 Stages: ``dataset`` (base responses, PRM, filter), ``insertion`` (branching at each point),
 ``table`` (aggregate, markdown, JSON, PNG). ``all`` runs the first two problem by problem
-(:mod:`prm_fire.experiments.chain`), then the table. Every stage resumes from what it wrote. ``pass-rate``
-(not part of ``all``) measures the policy's pass rate by MATH level, to choose the subset first.
+(:mod:`prm_fire.experiments.chain`), then the table. Every stage resumes from what it wrote.
+``pass-rate`` (not part of ``all``) measures the policy's pass rate by MATH level, to choose the subset.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="override the config's number of problems")
     p.add_argument("--backend", help="override the config's backend (its backend options are dropped)")
     p.add_argument("--data", help="override the config's data file (e.g. to measure pass rates on another set)")
-    p.add_argument("--levels", type=level_list, default=[1, 2, 3], help="pass-rate stage: comma-separated MATH levels, or 'all' (one row, e.g. GSM8K)")
+    p.add_argument("--levels", type=level_list, default=[1, 2, 3],
+                   help="pass-rate stage: comma-separated MATH levels, or 'all' (one row, e.g. GSM8K)")
     p.add_argument("--per-level", type=int, default=10, help="pass-rate stage: problems per level")
     p.add_argument("--samples", type=int, default=4, help="pass-rate stage: responses per problem")
 
@@ -35,7 +36,8 @@ def level_list(text: str) -> list[int] | None:
     try:
         return [int(level) for level in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'all' or comma-separated integers like 1,2,3, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected 'all' or comma-separated integers like 1,2,3, got {text!r}") from None
 
 
 def _config(args: argparse.Namespace):

@@ -17,7 +17,9 @@ from prm_fire.experiments.insertion import run_insertion
 from prm_fire.generators import Generator, make_generator
 
 
-def run_chain(config: ExperimentConfig, *, generator: Generator | None = None, progress: bool = True) -> list[DatasetItem]:
+def run_chain(
+    config: ExperimentConfig, *, generator: Generator | None = None, progress: bool = True
+) -> list[DatasetItem]:
     """Stages 1 and 2 for every problem of the config's subset, one problem at a time (resuming).
 
     The progress bar counts problems and estimates the remaining time; returns the kept items.

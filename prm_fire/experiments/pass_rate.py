@@ -138,9 +138,9 @@ def render_pass_rate(config: ExperimentConfig, rows: list[LevelPassRate]) -> str
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        ci = r.pass_at_1
+        ci, level = r.pass_at_1, "all" if r.level is None else r.level
         lines.append(
-            f"| {'all' if r.level is None else r.level} | {r.problems} | {r.samples} | {100 * ci.mean:.1f} [{100 * ci.low:.1f}, {100 * ci.high:.1f}] "
+            f"| {level} | {r.problems} | {r.samples} | {100 * ci.mean:.1f} [{100 * ci.low:.1f}, {100 * ci.high:.1f}] "
             f"| {100 * r.solved:.0f} | {100 * r.keepable:.0f} | {r.mean_tokens:.0f} |"
         )
     return "\n".join(lines) + "\n"
