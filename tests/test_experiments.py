@@ -104,6 +104,7 @@ def test_whole_chain_on_two_real_items_and_resume(tmp_path, shared_data, capsys)
     attempts = [json.loads(line) for line in (run / "attempts.jsonl").read_text().splitlines()]
     items = [json.loads(line) for line in (run / "dataset.jsonl").read_text().splitlines()]
     assert len(attempts) == 2 and len(items) == sum(a["kept"] for a in attempts)
+    assert all(isinstance(a["prm_tokens"], int) and a["prm_tokens"] >= 0 for a in attempts)
     for item in items:
         assert len(item["step_scores"]) == len(item["steps"]) and item["prm"] == "rollout"
     assert items, f"the seeded subset should keep items: {attempts}"

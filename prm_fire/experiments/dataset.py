@@ -42,6 +42,7 @@ class Attempt(BaseModel):
     first_error_index: int | None
     steps: int
     tokens: int
+    prm_tokens: int | None = None  # tokens the PRM generated (0: not scored); None: not recorded / no generator
     seconds: float
 
 
@@ -143,5 +144,6 @@ def build_dataset(
                 step_scores=scores.scores, first_error_index=first_error))
         append_journal(attempts_path, Attempt(
             problem_id=problem.id, kept=kept, reason=reason, correct=verdict.correct, first_error_index=first_error,
-            steps=len(steps), tokens=len(raw.token_ids), seconds=round(time.perf_counter() - start, 2)))
+            steps=len(steps), tokens=len(raw.token_ids), prm_tokens=0 if scores is None else getattr(scores, "tokens_generated", None),
+            seconds=round(time.perf_counter() - start, 2)))
     return read_journal(dataset_path, DatasetItem)
