@@ -113,6 +113,9 @@ def test_whole_chain_on_two_real_items_and_resume(tmp_path, shared_data, capsys)
     assert set(cells) == {(m, p) for m in ("regular", "fire") for p in ("line1", "line2", "prm")}
     assert all(c["items"] == len(items) and set(c["pass_at"]) == {"1", "3"} for c in cells.values())
     assert (run / "table5.png").read_bytes()[:4] == b"\x89PNG"
+    stats = table["stats"]
+    assert (stats["problems"], stats["kept"]) == (2, len(items)) and stats["prm_tokens_unrecorded"] == 0
+    assert stats["insertion_tokens"] == sum(c["tokens"] for c in cells.values()) > 0
     printed = capsys.readouterr().out
     assert "PRM-line" in printed and "Paper (Qwen2-7B-Instruct" in printed
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from prm_fire.experiments.config import ExperimentConfig
+from prm_fire.experiments.dataset import Attempt
 from prm_fire.experiments.insertion import InsertionResult, journal_path
 from prm_fire.journal import read_journal
 from prm_fire.grader import answers_equivalent
@@ -41,6 +42,20 @@ class Cell(BaseModel):
     paper_pass_at_10: float | None
 
 
+class RunStats(BaseModel):
+    """What the run cost: problems tried, items kept, tokens generated per stage, summed wall time."""
+
+    model_config = ConfigDict(frozen=True)
+
+    problems: int
+    kept: int
+    base_tokens: int
+    prm_tokens: int
+    prm_tokens_unrecorded: int = Field(description="Attempts from before the PRM's tokens were recorded.")
+    insertion_tokens: int
+    seconds: float = Field(description="Sum of the per-problem and per-set wall times (model loading excluded).")
+
+
 class Table5(BaseModel):
     """The aggregate of a run."""
 
@@ -48,13 +63,29 @@ class Table5(BaseModel):
 
     config: ExperimentConfig
     cells: list[Cell]
+    stats: RunStats | None = None
 
     def cell(self, method: Method, point: str) -> Cell | None:
         return next((c for c in self.cells if c.method == method and c.point == point), None)
 
 
+def run_stats(config: ExperimentConfig) -> RunStats:
+    """Totals over the run's journals."""
+    attempts = read_journal(config.run_dir / "attempts.jsonl", Attempt)
+    sets = [r for point in config.insertion.points for r in read_journal(journal_path(config, point), InsertionResult)]
+    return RunStats(
+        problems=len(attempts),
+        kept=sum(a.kept for a in attempts),
+        base_tokens=sum(a.tokens for a in attempts),
+        prm_tokens=sum(a.prm_tokens or 0 for a in attempts),
+        prm_tokens_unrecorded=sum(a.prm_tokens is None for a in attempts),
+        insertion_tokens=sum(r.tokens for r in sets),
+        seconds=round(sum(a.seconds for a in attempts) + sum(r.seconds for r in sets), 1),
+    )
+
+
 def aggregate(config: ExperimentConfig) -> Table5:
-    """Every (method, point) cell that has results, from the run's journals."""
+    """Every (method, point) cell that has results, from the run's journals, and the run's totals."""
     cells = []
     for point in config.insertion.points:
         results = read_journal(journal_path(config, point), InsertionResult)
@@ -70,7 +101,7 @@ def aggregate(config: ExperimentConfig) -> Table5:
                 tokens=sum(r.tokens for r in mine),
                 paper_pass_at_10=PAPER_TABLE5.get((method, point)),
             ))
-    return Table5(config=config, cells=cells)
+    return Table5(config=config, cells=cells, stats=run_stats(config))
 
 
 def _pct(interval: Interval) -> str:
@@ -95,7 +126,14 @@ def render_markdown(table: Table5) -> str:
         row = [f"{c.effective_answers.mean:.2f} [{c.effective_answers.low:.2f}, {c.effective_answers.high:.2f}]"
                if (c := table.cell(method, p)) else "–" for p in points]
         lines.append(f"| {METHOD_TITLES[method]} | " + " | ".join(row) + " |")
-    lines += ["", "Items per cell: " + ", ".join(f"{c.method}/{c.point} {c.items}" for c in table.cells), "",
+    lines += ["", "Items per cell: " + ", ".join(f"{c.method}/{c.point} {c.items}" for c in table.cells)]
+    if (st := table.stats) is not None:
+        unrecorded = f" (not recorded for {n} early attempts)" if (n := st.prm_tokens_unrecorded) else ""
+        lines += ["", f"Run: {st.problems} problems tried, {st.kept} kept; tokens generated: base responses "
+                  f"{st.base_tokens:,}, PRM {st.prm_tokens:,}{unrecorded}, insertion {st.insertion_tokens:,}; "
+                  f"wall time {st.seconds / 3600:.2f} h (sum over problems and branch sets; model loading "
+                  "and work lost to interruptions excluded)."]
+    lines += ["",
               "Paper (Qwen2-7B-Instruct, MATH train, pass@10 %):", "", head, rule]
     for method in ("regular", "fire"):
         lines.append(f"| {METHOD_TITLES[method]} | " + " | ".join(f"{PAPER_TABLE5.get((method, p), float('nan')):.2f}" for p in points) + " |")
