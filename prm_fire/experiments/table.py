@@ -69,10 +69,9 @@ class Table5(BaseModel):
         return next((c for c in self.cells if c.method == method and c.point == point), None)
 
 
-def run_stats(config: ExperimentConfig) -> RunStats:
-    """Totals over the run's journals."""
+def run_stats(config: ExperimentConfig, sets: list[InsertionResult]) -> RunStats:
+    """Totals over the run's attempts journal and its insertion results ``sets`` (all points)."""
     attempts = read_journal(config.run_dir / "attempts.jsonl", Attempt)
-    sets = [r for point in config.insertion.points for r in read_journal(journal_path(config, point), InsertionResult)]
     return RunStats(
         problems=len(attempts),
         kept=sum(a.kept for a in attempts),
@@ -86,9 +85,10 @@ def run_stats(config: ExperimentConfig) -> RunStats:
 
 def aggregate(config: ExperimentConfig) -> Table5:
     """Every (method, point) cell that has results, from the run's journals, and the run's totals."""
-    cells = []
+    cells, sets = [], []
     for point in config.insertion.points:
         results = read_journal(journal_path(config, point), InsertionResult)
+        sets += results
         for method in config.insertion.methods:
             mine = [r for r in results if r.method == method]
             if not mine:
@@ -101,7 +101,7 @@ def aggregate(config: ExperimentConfig) -> Table5:
                 tokens=sum(r.tokens for r in mine),
                 paper_pass_at_10=PAPER_TABLE5.get((method, point)),
             ))
-    return Table5(config=config, cells=cells, stats=run_stats(config))
+    return Table5(config=config, cells=cells, stats=run_stats(config, sets))
 
 
 def _pct(interval: Interval) -> str:
