@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from tqdm.auto import tqdm
 
 from prm_fire.experiments.config import ExperimentConfig
@@ -151,7 +151,5 @@ def write_pass_rate(config: ExperimentConfig, records: list[ProblemPassRate]) ->
     rows = summarize(records, min_lines=config.filter.min_first_error_step + 1)
     config.run_dir.mkdir(parents=True, exist_ok=True)
     (config.run_dir / "pass_rate.md").write_text(render_pass_rate(config, rows))
-    (config.run_dir / "pass_rate.json").write_text(
-        "[\n" + ",\n".join(r.model_dump_json() for r in rows) + "\n]\n"
-    )
+    (config.run_dir / "pass_rate.json").write_bytes(TypeAdapter(list[LevelPassRate]).dump_json(rows, indent=1))
     return rows
