@@ -13,60 +13,21 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import TYPE_CHECKING
 
-from prm_fire.generators.base import Branch, Generator, Message
-from prm_fire.grader import Grade, answers_equivalent, extract_answer, grade
-from prm_fire.metrics import effective_answers, pass_at_k
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from prm_fire.grader import extract_answer, grade
 from prm_fire.prefixes import Prefix
 from prm_fire.problems import Problem
 from prm_fire.prompts import build_messages
+from prm_fire.records import Branch, BranchRequest, BranchSet, GradedBranch, Message
 from prm_fire.sampling import SamplingConfig
 
+if TYPE_CHECKING:  # pragma: no cover
+    from prm_fire.generators.base import Generator
 
-class GradedBranch(Branch):
-    """A branch with its final answer and, where the problem has a gold answer, its grade."""
-
-    answer: str | None = Field(description="Final answer extracted from prefix + branch text.")
-    grade: Grade | None = Field(default=None, description="None when the problem has no gold answer.")
-
-    @property
-    def correct(self) -> bool:
-        """True iff graded correct."""
-        return self.grade is not None and self.grade.correct
-
-
-class BranchSet(BaseModel):
-    """n graded branches of one prefix with one method: what :func:`branch` returns."""
-
-    model_config = ConfigDict(frozen=True)
-
-    problem_id: str
-    model: str
-    prefix: Prefix
-    sampling: SamplingConfig
-    branches: list[GradedBranch]
-
-    @property
-    def n(self) -> int:
-        return len(self.branches)
-
-    @property
-    def n_correct(self) -> int:
-        return sum(b.correct for b in self.branches)
-
-    def pass_at(self, k: int) -> float:
-        """Unbiased pass@k of this set (Chen et al. 2021)."""
-        return pass_at_k(self.n, self.n_correct, k)
-
-    @property
-    def effective_answers(self) -> int:
-        """#EA: distinct final answers among the branches (math-equivalent answers count once)."""
-        return effective_answers([b.answer for b in self.branches], answers_equivalent)
-
-    @property
-    def distinct_first_tokens(self) -> int:
-        return len({b.first_token_id for b in self.branches})
+__all__ = ["Branch", "BranchJob", "BranchSet", "GradedBranch", "as_prefix", "branch", "branch_many", "grade_branch"]
 
 
 def as_prefix(prefix: Prefix | str) -> Prefix:
@@ -84,6 +45,48 @@ def grade_branch(problem: Problem, prefix: Prefix, raw: Branch, *, timeout: floa
     return GradedBranch(**raw.model_dump(), answer=answer, grade=verdict)
 
 
+class BranchJob(BaseModel):
+    """One branch set to grow: ``problem`` continued from ``prefix`` into ``n`` branches with ``sampling``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    problem: Problem
+    prefix: Prefix
+    n: int = Field(default=10, ge=1)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    messages: list[Message] | None = Field(
+        default=None, description="Chat messages; default: the step-by-step prompt of build_messages."
+    )
+
+    @field_validator("prefix", mode="before")
+    @classmethod
+    def _text_prefix(cls, value: Prefix | str) -> Prefix:
+        return as_prefix(value) if isinstance(value, str) else value
+
+
+def branch_many(jobs: list[BranchJob], *, generator: Generator) -> list[BranchSet]:
+    """Grow and grade every job's branch set, all sent to ``generator`` in one call.
+
+    Job j's set is the one :func:`branch` returns for it alone (branch seeds derive from each job's
+    ``sampling.seed`` and the branch index), but the engine sees every job's sequences at once.
+    """
+    requests = [
+        BranchRequest(prompt_ids=generator.encode(job.messages or build_messages(job.problem), job.prefix.text),
+                      n=job.n, sampling=job.sampling)
+        for job in jobs
+    ]
+    return [
+        BranchSet(
+            problem_id=job.problem.id,
+            model=generator.model_name,
+            prefix=job.prefix,
+            sampling=job.sampling,
+            branches=[grade_branch(job.problem, job.prefix, b) for b in raw],
+        )
+        for job, raw in zip(jobs, generator.branch_many(requests), strict=True)
+    ]
+
+
 def branch(
     problem: Problem,
     prefix: Prefix | str,
@@ -96,15 +99,9 @@ def branch(
     """Continue ``problem``'s response from ``prefix`` into ``n`` branches and grade each one.
 
     ``sampling`` defaults to FIRE with its default settings; ``messages`` default to the
-    step-by-step prompt of :func:`prm_fire.prompts.build_messages`.
+    step-by-step prompt of :func:`prm_fire.prompts.build_messages`. To grow many sets in one engine
+    call, use :func:`branch_many`.
     """
-    sampling = sampling or SamplingConfig()
-    prefix = as_prefix(prefix)
-    raw = generator.branch(messages or build_messages(problem), prefix.text, n, sampling)
-    return BranchSet(
-        problem_id=problem.id,
-        model=generator.model_name,
-        prefix=prefix,
-        sampling=sampling,
-        branches=[grade_branch(problem, prefix, b) for b in raw],
-    )
+    job = BranchJob(problem=problem, prefix=as_prefix(prefix), n=n, sampling=sampling or SamplingConfig(),
+                    messages=messages)
+    return branch_many([job], generator=generator)[0]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prm_fire.generators.base import Message
+from prm_fire.records import Message
 from prm_fire.problems import Problem
 
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."

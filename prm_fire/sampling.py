@@ -144,6 +144,30 @@ def draw(logits: torch.Tensor, generators: list[torch.Generator], greedy: bool =
     return (logits.float() + gumbel).argmax(dim=-1)
 
 
+def regular_draw(logits: torch.Tensor, cfgs: list[SamplingConfig], generators: list[torch.Generator]) -> torch.Tensor:
+    """One token per row of ``logits`` by the regular rule (step 3) of row j's own ``cfgs[j]``.
+
+    Rows of many requests decode in one batch; rows that share settings are transformed together.
+    Every transform works row by row, so a row draws what it draws in a batch of its request alone.
+    """
+    import torch
+
+    groups: dict[tuple, list[int]] = {}
+    for j, cfg in enumerate(cfgs):
+        groups.setdefault((cfg.temperature, cfg.top_k, cfg.top_p, cfg.min_p), []).append(j)
+    if len(groups) == 1:
+        cfg = cfgs[0]
+        greedy = cfg.temperature == 0
+        return draw(logits if greedy else regular_logits(logits, cfg), generators, greedy=greedy)
+    out = torch.empty(logits.shape[0], dtype=torch.long)
+    for rows in groups.values():
+        cfg, index = cfgs[rows[0]], torch.tensor(rows)
+        greedy = cfg.temperature == 0
+        sub = logits[index] if greedy else regular_logits(logits[index], cfg)
+        out[index] = draw(sub, [generators[j] for j in rows], greedy=greedy)
+    return out
+
+
 def first_tokens(
     logits: torch.Tensor, cfg: SamplingConfig, generators: list[torch.Generator]
 ) -> tuple[torch.Tensor, list[float], list[float]]:

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Union
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from prm_fire.branching import BranchSet, GradedBranch
+from prm_fire.records import BranchSet, GradedBranch
 from prm_fire.grader import Grade, answers_equivalent
 from prm_fire.metrics import effective_answers, pass_at_k
 from prm_fire.prefixes import Prefix

@@ -27,6 +27,10 @@ graded against the gold answer with :func:`prm_fire.grader.grade` (prefix + comp
   filter that only keeps errors after that step (Table 5: after line 3) then pays one evaluation per
   rejected response instead of a whole search.
 
+Many responses are scored together with :meth:`RolloutPRM.score_many` / ``score_responses``: the
+searches advance in rounds, and one :func:`prm_fire.branching.branch_many` call carries every prefix
+evaluation of a round (a wave of responses keeps the engine busy instead of m sequences at a time).
+
 Prefix *i* is rolled out with seed ``branch_seed(seed, i)``, so a step's rollouts are the same in
 both modes: binary mode's estimates equal linear mode's at the steps it evaluates.
 
@@ -38,11 +42,12 @@ get their gold answer from its test files (:mod:`prm_models.gold`).
 from __future__ import annotations
 
 import time
+from collections.abc import Generator as Generator_
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from prm_fire.branching import branch
+from prm_fire.branching import BranchJob, BranchSet, branch_many
 from prm_fire.grader import extract_answer, grade
 from prm_fire.problems import Problem
 from prm_fire.sampling import SamplingConfig, branch_seed
@@ -176,89 +181,54 @@ class RolloutPRM:
 
     def score(self, problem: Problem, steps: list[str]) -> RolloutScores:
         """Score a step list; the response is the steps joined with ``config.step_separator``."""
-        if not steps:
-            raise ValueError(f"problem {problem.id!r}: no steps to score")
-        blank = [i for i, s in enumerate(steps) if not s.strip()]
-        if blank:
-            raise ValueError(f"problem {problem.id!r}: step {blank[0]} is empty")
-        response, spans = _spans_of(steps, self.config.step_separator)
-        return self._score(problem, response, spans)
+        return self.score_many([(problem, steps)])[0]
+
+    def score_many(self, items: list[tuple[Problem, list[str]]]) -> list[RolloutScores]:
+        """Score many step lists together: each search round's rollouts go to the generator in one call."""
+        searches = []
+        for problem, steps in items:
+            if not steps:
+                raise ValueError(f"problem {problem.id!r}: no steps to score")
+            blank = [i for i, s in enumerate(steps) if not s.strip()]
+            if blank:
+                raise ValueError(f"problem {problem.id!r}: step {blank[0]} is empty")
+            response, spans = _spans_of(steps, self.config.step_separator)
+            searches.append(_Search(self.config, self.with_gold(problem), response, spans))
+        return self._run(searches)
 
     def score_response(self, problem: Problem, response: str, step_mode: StepMode = "line") -> RolloutScores:
         """Score a whole response split with :func:`prm_fire.steps.split_steps` (as the tree stores it)."""
-        steps: list[Step] = split_steps(response, step_mode)
-        if not steps:
-            raise ValueError(f"problem {problem.id!r}: the response has no non-blank step")
-        return self._score(problem, response, [(s.start, s.end) for s in steps])
+        return self.score_responses([(problem, response)], step_mode)[0]
+
+    def score_responses(self, items: list[tuple[Problem, str]], step_mode: StepMode = "line") -> list[RolloutScores]:
+        """:meth:`score_response` for many responses, their rollouts batched round by round."""
+        searches = []
+        for problem, response in items:
+            steps: list[Step] = split_steps(response, step_mode)
+            if not steps:
+                raise ValueError(f"problem {problem.id!r}: the response has no non-blank step")
+            searches.append(_Search(self.config, self.with_gold(problem), response, [(s.start, s.end) for s in steps]))
+        return self._run(searches)
 
     # --- the estimation ----------------------------------------------------------------------------
 
-    def _score(self, problem: Problem, response: str, spans: list[tuple[int, int]]) -> RolloutScores:
+    def _run(self, searches: list[_Search]) -> list[RolloutScores]:
+        """Advance every search in rounds; one generator call carries every rollout a round asks for.
+
+        A search's rollouts depend only on its own prefixes and seeds, so each response gets the scores
+        it gets when scored alone, whatever else shares its rounds.
+        """
         started = time.perf_counter()
-        problem = self.with_gold(problem)
-        assert problem.answer is not None
-        cfg = self.config
-        n = len(spans)
-        # Prefix i ends where step i+1 starts (separator kept); the last prefix is the whole response.
-        prefixes = [response[: spans[i + 1][0]] for i in range(n - 1)] + [response]
-        estimates: list[float | None] = [None] * n
-        answers: list[list[str | None]] = [[] for _ in range(n)]
-        cost = {"calls": 0, "tokens": 0}
-        graded_final = False
-
-        def evaluate(i: int) -> float:
-            nonlocal graded_final
-            if estimates[i] is not None:
-                return estimates[i]
-            if i == n - 1 and extract_answer(response) is not None:
-                verdict: Grade = grade(response, problem.answer, timeout=cfg.grade_timeout)
-                estimates[i], answers[i], graded_final = float(verdict.correct), [verdict.predicted], True
-                return estimates[i]
-            prefix, sampling = prefixes[i], cfg.sampling(i)
-            if i == n - 1:  # a finished response without a final answer: ask for the answer it reached
-                prefix = response + ANSWER_CUE
-                sampling = sampling.model_copy(update={"max_new_tokens": min(cfg.max_new_tokens, ANSWER_TOKENS)})
-            result = branch(problem, prefix, n=cfg.m, sampling=sampling, generator=self.generator)
-            cost["calls"] += 1
-            cost["tokens"] += sum(len(b.token_ids) for b in result.branches)
-            correct = result.n_correct
-            estimates[i] = float(correct > 0) if cfg.estimate == "hard" else correct / cfg.m
-            answers[i] = [b.answer for b in result.branches]
-            return estimates[i]
-
-        screened = False
-        if cfg.mode == "linear":
-            for i in range(n):
-                evaluate(i)
-            first_zero = next((i for i, e in enumerate(estimates) if e == 0), None)
-            scores = [float(e) for e in estimates]  # type: ignore[arg-type]
-        else:
-            first_zero, screened = self._binary_search(n, evaluate, cfg.screen_step)
-            scores = [
-                estimates[i] if estimates[i] is not None
-                else (1.0 if first_zero is None or (i < first_zero and not screened) else 0.0)
-                for i in range(n)
-            ]
-        return RolloutScores(
-            prm=self.name,
-            scores=scores,
-            threshold=cfg.threshold,
-            estimates=estimates,
-            answers=answers,
-            first_zero_index=first_zero,
-            prefix_evaluations=cost["calls"],
-            graded_final=graded_final,
-            screened=screened,
-            # Screened: the steps before the screen step were not evaluated; they score 0 for want of evidence.
-            abstained=[e is None and i < first_zero for i, e in enumerate(estimates)] if screened else None,
-            tokens_generated=cost["tokens"],
-            seconds=time.perf_counter() - started,
-            mode=cfg.mode,
-            estimate=cfg.estimate,
-            m=cfg.m,
-            model=getattr(self._generator, "model_name", None) or cfg.model,
-            seed=cfg.seed,
-        )
+        waiting = [s.next_evaluation() for s in searches]
+        while any(i is not None for i in waiting):
+            asked = [(s, i) for s, i in zip(searches, waiting) if i is not None]
+            results = branch_many([s.job(i) for s, i in asked], generator=self.generator)
+            for (search, i), result in zip(asked, results):
+                search.record(i, result)
+            waiting = [s.next_evaluation() if i is not None else None for s, i in zip(searches, waiting)]
+        share = (time.perf_counter() - started) / max(len(searches), 1)
+        model = getattr(self._generator, "model_name", None) or self.config.model
+        return [s.scores(self.name, model, share) for s in searches]
 
     @staticmethod
     def _binary_search(n: int, evaluate: Any, screen: int | None = None) -> tuple[int | None, bool]:
@@ -266,6 +236,7 @@ class RolloutPRM:
 
         With ``screen``, that index is evaluated right after the last one: a 0 there ends the search
         (``screened``: the first zero is at or before it), otherwise the search continues after it.
+        (:func:`_binary_plan` is the same search as a coroutine, which the batched rounds drive.)
 
         >>> values = [1, 1, 0.5, 0, 0, 0, 0]
         >>> seen = []
@@ -279,20 +250,130 @@ class RolloutPRM:
         >>> RolloutPRM._binary_search(3, lambda i: 1.0)
         (None, False)
         """
-        if evaluate(n - 1) != 0:
-            return None, False
-        lo, hi = 0, n - 1  # invariant: estimate(hi) == 0; no zero before lo
-        if screen is not None and screen < hi:
-            if evaluate(screen) == 0:
-                return screen, True
-            lo = screen + 1
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if evaluate(mid) == 0:
-                hi = mid
-            else:
-                lo = mid + 1
-        return hi, False
+        plan = _binary_plan(n, screen)
+        try:
+            i = next(plan)
+            while True:
+                i = plan.send(evaluate(i))
+        except StopIteration as done:
+            return done.value
+
+
+def _binary_plan(n: int, screen: int | None) -> Generator_[int, float, tuple[int | None, bool]]:
+    """The OmegaPRM binary search as a coroutine: yields a step index, receives its estimate, returns
+    (first index whose estimate is 0, screened)."""
+    if (yield n - 1) != 0:
+        return None, False
+    lo, hi = 0, n - 1  # invariant: estimate(hi) == 0; no zero before lo
+    if screen is not None and screen < hi:
+        if (yield screen) == 0:
+            return screen, True
+        lo = screen + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if (yield mid) == 0:
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi, False
+
+
+def _linear_plan(n: int) -> Generator_[int, float, tuple[int | None, bool]]:
+    """Every step in order; returns (first index whose estimate is 0, False)."""
+    values = []
+    for i in range(n):
+        values.append((yield i))
+    return next((i for i, e in enumerate(values) if e == 0), None), False
+
+
+class _Search:
+    """The estimation of one response: its prefixes, the estimates so far, and the search's plan.
+
+    :meth:`next_evaluation` runs the plan until it asks for a prefix that needs rollouts (a final
+    answer the response states is graded on the spot) and returns that step index, or None when the
+    search is over; :meth:`job` is that prefix's branch set, :meth:`record` takes its result.
+    """
+
+    def __init__(self, cfg: RolloutConfig, problem: Problem, response: str, spans: list[tuple[int, int]]):
+        assert problem.answer is not None
+        self.cfg, self.problem, self.response = cfg, problem, response
+        n = self.n = len(spans)
+        # Prefix i ends where step i+1 starts (separator kept); the last prefix is the whole response.
+        self.prefixes = [response[: spans[i + 1][0]] for i in range(n - 1)] + [response]
+        self.estimates: list[float | None] = [None] * n
+        self.answers: list[list[str | None]] = [[] for _ in range(n)]
+        self.calls = self.tokens = 0
+        self.graded_final = False
+        self.plan = _linear_plan(n) if cfg.mode == "linear" else _binary_plan(n, cfg.screen_step)
+        self.result: tuple[int | None, bool] | None = None
+        self._asked: int | None = None
+
+    def next_evaluation(self) -> int | None:
+        """Advance the plan to the next step that needs rollouts; None when the search is done."""
+        try:
+            i = next(self.plan) if self._asked is None else self.plan.send(self.estimates[self._asked])
+            while self.estimates[i] is not None or self._grade_final(i):
+                i = self.plan.send(self.estimates[i])
+        except StopIteration as done:
+            self.result, self._asked = done.value, None
+            return None
+        self._asked = i
+        return i
+
+    def _grade_final(self, i: int) -> bool:
+        """Score the last step by grading the response's own final answer, if it states one."""
+        if i != self.n - 1 or extract_answer(self.response) is None:
+            return False
+        verdict: Grade = grade(self.response, self.problem.answer, timeout=self.cfg.grade_timeout)
+        self.estimates[i], self.answers[i], self.graded_final = float(verdict.correct), [verdict.predicted], True
+        return True
+
+    def job(self, i: int) -> BranchJob:
+        """The rollouts of prefix ``i``: m regular branches with that prefix's own seed."""
+        prefix, sampling = self.prefixes[i], self.cfg.sampling(i)
+        if i == self.n - 1:  # a finished response without a final answer: ask for the answer it reached
+            prefix = self.response + ANSWER_CUE
+            sampling = sampling.model_copy(update={"max_new_tokens": min(self.cfg.max_new_tokens, ANSWER_TOKENS)})
+        return BranchJob(problem=self.problem, prefix=prefix, n=self.cfg.m, sampling=sampling)
+
+    def record(self, i: int, result: BranchSet) -> None:
+        self.calls += 1
+        self.tokens += sum(len(b.token_ids) for b in result.branches)
+        correct = result.n_correct
+        self.estimates[i] = float(correct > 0) if self.cfg.estimate == "hard" else correct / self.cfg.m
+        self.answers[i] = [b.answer for b in result.branches]
+
+    def scores(self, name: str, model: str, seconds: float) -> RolloutScores:
+        assert self.result is not None, "the search has not finished"
+        first_zero, screened = self.result
+        cfg, estimates = self.cfg, self.estimates
+        if cfg.mode == "linear":
+            scores = [float(e) for e in estimates]  # type: ignore[arg-type]
+        else:
+            scores = [
+                e if e is not None else (1.0 if first_zero is None or (i < first_zero and not screened) else 0.0)
+                for i, e in enumerate(estimates)
+            ]
+        return RolloutScores(
+            prm=name,
+            scores=scores,
+            threshold=cfg.threshold,
+            estimates=estimates,
+            answers=self.answers,
+            first_zero_index=first_zero,
+            prefix_evaluations=self.calls,
+            graded_final=self.graded_final,
+            screened=screened,
+            # Screened: the steps before the screen step were not evaluated; they score 0 for want of evidence.
+            abstained=[e is None and i < first_zero for i, e in enumerate(estimates)] if screened else None,
+            tokens_generated=self.tokens,
+            seconds=seconds,
+            mode=cfg.mode,
+            estimate=cfg.estimate,
+            m=cfg.m,
+            model=model,
+            seed=cfg.seed,
+        )
 
 
 def add_scored_response(

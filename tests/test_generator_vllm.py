@@ -125,3 +125,28 @@ def test_vocab_guard_blocks_ids_past_the_tokenizer(vgen, hgen, ids):
     finally:
         vgen.vocab_size, vgen.allowed = saved
     assert vgen.vocab_size == len(vgen.tokenizer)  # SmolLM: output rows == vocabulary, no guard needed
+
+
+def test_many_requests_share_two_engine_calls_and_match_each_alone(vgen, monkeypatch):
+    """4 prefixes x (FIRE, regular), each with its own seed and budget: one look-up call for the FIRE
+    prompts, one call for every continuation; each request keeps the first tokens it gets alone."""
+    from prm_fire.records import BranchRequest
+
+    prefixes = ["", PREFIX, PREFIX + "Step 2: 12 * 10 = 120.\n", "Let me compute"]
+    requests = [
+        BranchRequest(prompt_ids=vgen.encode(PROMPT, prefix), n=5,
+                      sampling=SamplingConfig(method=method, max_new_tokens=6 + p, seed=100 + p))
+        for p, prefix in enumerate(prefixes) for method in ("fire", "regular")
+    ]
+    alone = [vgen.branch_many([r])[0] for r in requests]
+    calls = []
+    real = vgen.llm.generate
+    monkeypatch.setattr(vgen.llm, "generate", lambda *a, **k: calls.append(len(a[0])) or real(*a, **k))
+    together = vgen.branch_many(requests)
+    assert calls == [len(prefixes), 40]  # distinct FIRE prompts, then 4 x (5 + 5) continuations
+    for req, a, b in zip(requests, alone, together):
+        assert [x.first_token_id for x in b] == [x.first_token_id for x in a]
+        assert [x.index for x in b] == list(range(5)) and {x.method for x in b} == {req.sampling.method}
+        assert all(len(x.token_ids) <= req.sampling.max_new_tokens for x in b)
+    same = sum(x.token_ids == y.token_ids for a, b in zip(alone, together) for x, y in zip(a, b))
+    assert same >= 36, f"only {same}/40 branches equal their solo run"

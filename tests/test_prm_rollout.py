@@ -174,3 +174,21 @@ def test_rollouts_from_the_gold_prefix_reach_the_answer_more_often_qwen():
     good, wrong = prm.score_response(problem, gold), prm.score_response(problem, bad)
     assert good.estimates[1] >= wrong.estimates[1]
     assert wrong.first_error_index is not None
+
+
+def test_many_responses_share_search_rounds_and_score_as_alone(shared_data, small_generator, monkeypatch):
+    """Three ProcessBench responses scored together: one generator call per search round (not per
+    prefix), and each response's estimates equal those it gets when scored alone."""
+    items = load_processbench(shared_data / "processbench" / "gsm8k.json")[1:4]
+    prm = RolloutPRM(mode="binary", generator=small_generator, m=2, max_new_tokens=12, gold_data=str(shared_data))
+    alone = [prm.score(item.problem, item.steps) for item in items]
+    calls = []
+    real = small_generator.branch_many
+    monkeypatch.setattr(small_generator, "branch_many", lambda requests: calls.append(len(requests)) or real(requests))
+    together = prm.score_many([(item.problem, item.steps) for item in items])
+    for a, b in zip(alone, together):
+        assert (b.estimates, b.first_zero_index, b.prefix_evaluations) == (a.estimates, a.first_zero_index,
+                                                                          a.prefix_evaluations)
+        assert b.tokens_generated == a.tokens_generated
+    assert sum(calls) == sum(a.prefix_evaluations for a in alone)  # every rollout set, none twice
+    assert len(calls) == max(a.prefix_evaluations for a in alone) < sum(calls)  # rounds, not prefixes

@@ -12,7 +12,8 @@ from prm_fire.registry import Registry
 
 GENERATORS: Registry[type] = Registry("generator backend")
 
-from prm_fire.generators.base import Branch, Generator, Message  # noqa: E402
+from prm_fire.generators.base import Generator  # noqa: E402
+from prm_fire.records import Branch, BranchRequest, Message  # noqa: E402
 from prm_fire.generators import hf  # noqa: E402,F401  (registers "hf")
 from prm_fire.generators import vllm  # noqa: E402,F401  (registers "vllm"; imports vllm lazily)
 from prm_fire.generators import llamacpp  # noqa: E402,F401  (registers "llamacpp")
@@ -23,4 +24,4 @@ def make_generator(backend: str, model: str, **options: Any) -> Generator:
     return GENERATORS.get(backend)(model, **options)
 
 
-__all__ = ["GENERATORS", "Branch", "Generator", "Message", "make_generator"]
+__all__ = ["GENERATORS", "Branch", "BranchRequest", "Generator", "Message", "make_generator"]

@@ -1,49 +1,18 @@
-"""What every generator backend takes and returns: a prompt + prefix in, n branch records out."""
+"""What every generator backend takes and returns: requests (prompt + prefix, n, sampling) in, branch records out."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from prm_fire.records import Branch, BranchRequest, FinishReason, Message
 from prm_fire.sampling import Method, SamplingConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedTokenizerBase
 
-FinishReason = Literal["stop", "length"]
-
-
-class Message(BaseModel):
-    """One chat message."""
-
-    model_config = ConfigDict(frozen=True)
-
-    role: Literal["system", "user", "assistant"]
-    content: str
-
-
-class Branch(BaseModel):
-    """One continuation of a prefix, as the generator produced it (before grading)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    index: int = Field(ge=0, description="Branch number within its set; its seed derives from it.")
-    method: Method
-    token_ids: list[int] = Field(description="Generated ids, the first (hot) one included, EOS excluded.")
-    text: str = Field(description="Decoded continuation; the full response is prefix + text.")
-    first_token_id: int
-    first_token: str = Field(description="The first token decoded on its own.")
-    first_token_logprob: float = Field(description="Raw model log-prob of the first token (T=1, no filter).")
-    first_token_sampled_logprob: float = Field(
-        description="Log-prob under the distribution it was drawn from (hot for FIRE; 0 if greedy)."
-    )
-    finish_reason: FinishReason = Field(description="'stop': EOS was drawn; 'length': max_new_tokens reached.")
-
-
 @runtime_checkable
 class Generator(Protocol):
-    """A backend that continues one shared prefix into n branches.
+    """A backend that continues prefixes into branches: one branch set, or many in one engine call.
 
     ``messages`` are rendered with the model's chat template and a generation prompt; ``prefix`` (the
     kept start of an assistant answer, possibly empty) is appended verbatim. The first generated token
@@ -52,28 +21,38 @@ class Generator(Protocol):
 
     model_name: str
 
+    def encode(self, messages: list[Message], prefix: str) -> list[int]:
+        """Token ids of the chat prompt with a generation prompt, then ``prefix`` verbatim."""
+        ...
+
     def branch(self, messages: list[Message], prefix: str, n: int, sampling: SamplingConfig) -> list[Branch]:
         """Return ``n`` branches continuing ``prefix``, ordered by index."""
         ...
 
+    def branch_many(self, requests: list[BranchRequest]) -> list[list[Branch]]:
+        """Serve many requests together; request r's branches are those it gets when sent alone."""
+        ...
+
 
 class DecodeState:
-    """Bookkeeping of n branches decoded in one batch: their tokens, why each ended, which still run.
+    """Bookkeeping of branches decoded in one batch: their tokens, why each ended, which still run.
 
     Batch row r holds branch ``alive[r]``; a branch that draws an end-of-sequence id ends (``"stop"``,
-    the id is not kept) and leaves the batch; one that reaches the token budget keeps ``"length"``.
+    the id is not kept) and leaves the batch; one that reaches its token budget (``budgets[i]``,
+    the first token included) ends with ``"length"`` and leaves too.
 
-    >>> state = DecodeState(3)
+    >>> state = DecodeState(3, budgets=[2, 5, 5])
     >>> state.take([5, 0, 6], eos={0})
     ([0, 2], [1])
-    >>> state.take([7, 0], eos={0}), state.alive, state.rows, state.finish
-    (([0], [2]), [0], [[5, 7], [], [6]], ['length', 'stop', 'stop'])
+    >>> state.take([7, 8], eos={0}), state.alive, state.rows, state.finish
+    (([1], [0]), [2], [[5, 7], [], [6, 8]], ['length', 'stop', 'length'])
     """
 
-    def __init__(self, n: int):
+    def __init__(self, n: int, budgets: list[int] | None = None):
         self.rows: list[list[int]] = [[] for _ in range(n)]
         self.finish: list[str] = ["length"] * n
         self.alive: list[int] = list(range(n))
+        self.budgets = budgets
 
     def take(self, tokens: list[int], eos: set[int]) -> tuple[list[int], list[int]]:
         """Record one token per live branch (in batch order); return (batch rows kept, branches ended)."""
@@ -82,16 +61,60 @@ class DecodeState:
             if t in eos:
                 self.finish[i] = "stop"
                 ended.append(i)
+                continue
+            self.rows[i].append(t)
+            if self.budgets is not None and len(self.rows[i]) >= self.budgets[i]:
+                ended.append(i)
             else:
-                self.rows[i].append(t)
                 keep.append(row)
         self.alive = [self.alive[r] for r in keep]
         return keep, ended
 
 
+class Rows:
+    """The branches of many requests laid out as one flat batch: row j is branch ``index[j]`` of
+    request ``owner[j]``; request r owns rows ``start[r] .. start[r] + n_r - 1``.
+
+    >>> from prm_fire.sampling import SamplingConfig
+    >>> cfg = SamplingConfig(method="regular", max_new_tokens=4)
+    >>> rows = Rows([BranchRequest(prompt_ids=[1], n=2, sampling=cfg), BranchRequest(prompt_ids=[2], n=1, sampling=cfg)])
+    >>> rows.owner, rows.index, rows.start, rows.split(["a", "b", "c"])
+    ([0, 0, 1], [0, 1, 0], [0, 2], [['a', 'b'], ['c']])
+    """
+
+    def __init__(self, requests: list[BranchRequest]):
+        self.requests = requests
+        self.owner = [r for r, req in enumerate(requests) for _ in range(req.n)]
+        self.index = [i for req in requests for i in range(req.n)]
+        self.start = [sum(req.n for req in requests[:r]) for r in range(len(requests))]
+
+    def __len__(self) -> int:
+        return len(self.owner)
+
+    def sampling(self, row: int) -> SamplingConfig:
+        return self.requests[self.owner[row]].sampling
+
+    def budgets(self) -> list[int]:
+        """Each row's token budget: its request's ``max_new_tokens``."""
+        return [self.sampling(j).max_new_tokens for j in range(len(self))]
+
+    def generators(self) -> list[Any]:
+        """One ``torch.Generator`` per row, seeded by (its request's seed, its branch index)."""
+        import torch
+
+        from prm_fire.sampling import branch_seed
+
+        return [torch.Generator().manual_seed(branch_seed(self.sampling(j).seed, self.index[j])) for j in range(len(self))]
+
+    def split(self, per_row: list[Any]) -> list[list[Any]]:
+        """A per-row list cut into one list per request."""
+        return [per_row[s : s + req.n] for s, req in zip(self.start, self.requests)]
+
+
 class ChatBackend:
     """What the backends share: the prompt encoding with an HF tokenizer, argument checks, and the
-    branch records. A backend sets ``tokenizer`` and implements :meth:`branch_ids`."""
+    branch records. A backend sets ``tokenizer`` and implements :meth:`_branch_many` (many requests,
+    already validated, in one engine call)."""
 
     tokenizer: PreTrainedTokenizerBase
 
@@ -107,7 +130,22 @@ class ChatBackend:
 
     def branch_ids(self, prompt_ids: list[int], n: int, sampling: SamplingConfig) -> list[Branch]:
         """``n`` branches continuing the token ids ``prompt_ids`` (prompt + prefix, already encoded)."""
-        raise NotImplementedError
+        self.check_request(prompt_ids, n)
+        return self.branch_many([BranchRequest(prompt_ids=prompt_ids, n=n, sampling=sampling)])[0]
+
+    def branch_many(self, requests: list[BranchRequest]) -> list[list[Branch]]:
+        """Every request's branches, served together (one engine call where the backend allows).
+
+        Request r's records are the ones it gets when sent alone: each branch's seed derives from its
+        request's seed and its own index, never from its place in the batch.
+        """
+        if not requests:
+            return []
+        return self._branch_many(requests)
+
+    def _branch_many(self, requests: list[BranchRequest]) -> list[list[Branch]]:
+        """One request after another; a backend that can batch requests overrides this."""
+        return [self.branch_ids(r.prompt_ids, r.n, r.sampling) for r in requests]
 
     @staticmethod
     def check_request(prompt_ids: list[int], n: int) -> None:
@@ -142,3 +180,16 @@ class ChatBackend:
             )
             for i in range(len(rows))
         ]
+
+    def records_many(
+        self,
+        rows: Rows,
+        first: list[int],
+        raw_logprobs: list[float],
+        sampled_logprobs: list[float],
+        tokens: list[list[int]],
+        finish: list[Any],
+    ) -> list[list[Branch]]:
+        """Per-row results of a flat batch (:class:`Rows`) as one list of records per request."""
+        parts = [rows.split(x) for x in (first, raw_logprobs, sampled_logprobs, tokens, finish)]
+        return [self.records(req.sampling.method, *(p[r] for p in parts)) for r, req in enumerate(rows.requests)]

