@@ -156,9 +156,9 @@ class _TaggedPRM:
 
     def score(self, problem: Problem, steps: list[str]) -> HFScores:
         """One probability per step (see the module docstring)."""
-        return self.score_batch([(problem, steps)])[0]
+        return self.score_many([(problem, steps)])[0]
 
-    def score_batch(self, solutions: list[tuple[Problem, list[str]]]) -> list[HFScores]:
+    def score_many(self, solutions: list[tuple[Problem, list[str]]]) -> list[HFScores]:
         """Score several solutions, ``config.batch_size`` per padded forward pass."""
         import torch
 

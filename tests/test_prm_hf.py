@@ -129,7 +129,7 @@ def test_padded_batch_equals_one_by_one(which, qwen_parts, shepherd_parts, items
     solutions = [(it.problem, it.steps) for it in items]
     lengths = {len(prm.encode(p, s)) for p, s in solutions}
     assert len(lengths) > 1  # the batch really pads
-    batched = prm.score_batch(solutions)
+    batched = prm.score_many(solutions)
     single = [prm.score(p, s) for p, s in solutions]
     assert [len(b.scores) for b in batched] == [len(s) for _, s in solutions]
     for b, s in zip(batched, single):

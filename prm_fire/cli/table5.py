@@ -1,7 +1,7 @@
 """``prm-fire table5``: the whole Table 5 chain for a config, or one stage of it.
 
 Stages: ``dataset`` (base responses, PRM, filter), ``insertion`` (branching at each point),
-``table`` (aggregate, markdown, JSON, PNG). ``all`` runs the first two problem by problem
+``table`` (aggregate, markdown, JSON, PNG). ``all`` runs the first two in waves of problems
 (:mod:`prm_fire.experiments.chain`), then the table. Every stage resumes from what it wrote.
 ``pass-rate`` (not part of ``all``) measures the policy's pass rate by MATH level, to choose the subset.
 """
@@ -21,6 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=["regular", "fire", "both"], default="both")
     p.add_argument("--out-dir", help="override the config's out_dir")
     p.add_argument("--limit", type=int, help="override the config's number of problems")
+    p.add_argument("--wave-size", type=int, help="override the config's wave_size (problems per generator call)")
     p.add_argument("--backend", help="override the config's backend (its backend options are dropped)")
     p.add_argument("--data", help="override the config's data file (e.g. to measure pass rates on another set)")
     p.add_argument("--levels", type=level_list, default=[1, 2, 3],
@@ -43,7 +44,10 @@ def level_list(text: str) -> list[int] | None:
 def _config(args: argparse.Namespace):
     from prm_fire.experiments.config import load_config
 
-    config = load_config(args.config, **({"out_dir": args.out_dir} if args.out_dir else {}))
+    top = {"out_dir": args.out_dir} if args.out_dir else {}
+    if args.wave_size is not None:
+        top["wave_size"] = args.wave_size
+    config = load_config(args.config, **top)
     if args.backend:
         config = config.model_copy(update={"backend": args.backend, "backend_options": {}})
     data = {"limit": args.limit} if args.limit else {}
@@ -55,42 +59,39 @@ def _config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the asked stages in order, sharing one loaded generator."""
+    """Run the asked stages in order, sharing one set of loaded models (built only if needed)."""
     from prm_fire.experiments.chain import run_chain
     from prm_fire.experiments.dataset import build_dataset
     from prm_fire.experiments.insertion import run_insertion
+    from prm_fire.experiments.resources import Resources
     from prm_fire.experiments.table import render_markdown, write_table5
-    from prm_fire.generators import make_generator
 
     config = _config(args)
     print(f"config {config.name}: model {config.model} ({config.backend}), PRM {config.prm.name}, "
-          f"outputs in {config.run_dir}")
-    generator = None
-
-    def shared_generator():
-        nonlocal generator
-        generator = generator or make_generator(config.backend, config.model, **config.backend_options)
-        return generator
-
+          f"waves of {config.wave_size} problems, outputs in {config.run_dir}")
+    resources = Resources(config)
     start = time.perf_counter()
-    if args.stage == "pass-rate":
-        from prm_fire.experiments.pass_rate import measure_pass_rate, render_pass_rate, write_pass_rate
+    try:
+        if args.stage == "pass-rate":
+            from prm_fire.experiments.pass_rate import measure_pass_rate, render_pass_rate, write_pass_rate
 
-        # Builds the generator only if some problem is still to sample.
-        records = measure_pass_rate(config, args.levels, per_level=args.per_level, samples=args.samples)
-        print(render_pass_rate(config, write_pass_rate(config, records)))
-        print(f"written: {config.run_dir}/pass_rate.md, pass_rate.json ({time.perf_counter() - start:.0f}s)")
-    if args.stage == "all":  # problem by problem, so a stopped run leaves every finished item complete
-        items = run_chain(config, generator=shared_generator())
-        print(f"data set and insertion: {len(items)} items kept ({time.perf_counter() - start:.0f}s so far)")
-    if args.stage == "dataset":
-        items = build_dataset(config, generator=shared_generator())
-        print(f"data set: {len(items)} items kept ({time.perf_counter() - start:.0f}s so far)")
-    if args.stage == "insertion":
-        methods = None if args.method == "both" else [args.method]
-        for point in args.point or config.insertion.points:
-            run_insertion(config, point, methods, generator=shared_generator())
-            print(f"insertion {point} done ({time.perf_counter() - start:.0f}s so far)")
+            records = measure_pass_rate(config, args.levels, per_level=args.per_level, samples=args.samples,
+                                        resources=resources)
+            print(render_pass_rate(config, write_pass_rate(config, records)))
+            print(f"written: {config.run_dir}/pass_rate.md, pass_rate.json ({time.perf_counter() - start:.0f}s)")
+        if args.stage == "all":  # wave by wave, so a stopped run leaves every finished wave complete
+            items = run_chain(config, resources=resources)
+            print(f"data set and insertion: {len(items)} items kept ({time.perf_counter() - start:.0f}s so far)")
+        if args.stage == "dataset":
+            items = build_dataset(config, resources=resources)
+            print(f"data set: {len(items)} items kept ({time.perf_counter() - start:.0f}s so far)")
+        if args.stage == "insertion":
+            methods = None if args.method == "both" else [args.method]
+            for point in args.point or config.insertion.points:
+                run_insertion(config, point, methods, resources=resources)
+                print(f"insertion {point} done ({time.perf_counter() - start:.0f}s so far)")
+    finally:
+        resources.close()
     if args.stage in ("all", "table"):
         table = write_table5(config)
         print(render_markdown(table))

@@ -1,10 +1,16 @@
-"""The whole Table 5 chain, problem by problem: base response, PRM, filter, then every insertion.
+"""The whole Table 5 chain in waves of problems: base responses, PRM, filter, then every insertion.
 
 Running stage 1 over all problems before stage 2 leaves, when a long run is stopped, a data set with
-no branches yet, or the first insertion points done and the last ones empty. Here each problem goes
-through both stages before the next one starts, so at any stop every finished item has all its
-(point, method) cells and the table compares the same items everywhere. The journals and seeds are
-the stages' own, so the results equal those of running the stages one after the other.
+no branches yet, or the first insertion points done and the last ones empty. Here problems go in
+waves of ``config.wave_size``: one generator call samples the wave's base responses, the PRM scores
+them together (the rollout PRM: one call per search round), and one call grows every branch set
+(points x methods) of the wave's kept items, before the next wave starts. The engine sees a wave's
+sequences at once instead of one branch set at a time.
+
+The journals are the stages' own and every seed derives from an item's id, so the records equal
+those of running the stages one after the other, whatever the wave size; the first N problems give
+the numbers of ``limit = N``. A stop leaves finished waves complete; a rerun first completes the
+branch sets of kept items that lack some (a stop inside a wave's stage 2), then goes on.
 """
 
 from __future__ import annotations
@@ -12,28 +18,31 @@ from __future__ import annotations
 from tqdm.auto import tqdm
 
 from prm_fire.experiments.config import ExperimentConfig
-from prm_fire.experiments.dataset import DatasetItem, build_dataset, make_scorer, select_problems
-from prm_fire.experiments.insertion import run_insertion
-from prm_fire.generators import Generator, make_generator
+from prm_fire.experiments.dataset import Attempt, DatasetItem, build_dataset, read_items, select_problems, waves
+from prm_fire.experiments.insertion import branch_items
+from prm_fire.experiments.resources import Resources
+from prm_fire.journal import read_journal
 
 
-def run_chain(
-    config: ExperimentConfig, *, generator: Generator | None = None, progress: bool = True
-) -> list[DatasetItem]:
-    """Stages 1 and 2 for every problem of the config's subset, one problem at a time (resuming).
+def run_chain(config: ExperimentConfig, *, resources: Resources | None = None, progress: bool = True) -> list[DatasetItem]:
+    """Stages 1 and 2 for every problem of the config's subset, wave by wave (resuming).
 
     The progress bar counts problems and estimates the remaining time; returns the kept items.
     """
-    generator = generator or make_generator(config.backend, config.model, **config.backend_options)
-    scorer = None
-    kept: list[DatasetItem] = []
-    bar = tqdm(select_problems(config.data), desc="problems", unit="problem", disable=not progress)
-    for problem in bar:
-        scorer = scorer or make_scorer(config, generator)
-        items = build_dataset(config, problems=[problem], generator=generator, scorer=scorer, progress=False)
-        mine = [item for item in items if item.problem.id == problem.id]
-        for point in config.insertion.points:
-            run_insertion(config, point, items=mine, generator=generator, progress=False)
-        kept += mine
-        bar.set_postfix(kept=len(kept))
-    return kept
+    resources = resources or Resources(config)
+    problems = select_problems(config.data)
+    chosen = {p.id for p in problems}
+    # Kept items of earlier runs whose branch sets a stop cut short (one call for all of them).
+    for wave in waves([i for i in read_items(config) if i.problem.id in chosen], config.wave_size):
+        branch_items(config, wave, resources=resources)
+    tried = {a.problem_id for a in read_journal(config.run_dir / "attempts.jsonl", Attempt)}
+    todo = [p for p in problems if p.id not in tried]
+    with tqdm(total=len(problems), initial=len(problems) - len(todo), desc="problems", unit="problem",
+              disable=not progress) as bar:
+        for wave in waves(todo, config.wave_size):
+            build_dataset(config, problems=wave, resources=resources, progress=False)
+            ids = {p.id for p in wave}
+            branch_items(config, [i for i in read_items(config) if i.problem.id in ids], resources=resources)
+            bar.update(len(wave))
+            bar.set_postfix(kept=sum(i.problem.id in chosen for i in read_items(config)))
+    return [i for i in read_items(config) if i.problem.id in chosen]

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from prm_fire.prefixes import check_point
 from prm_fire.sampling import FireConfig, Method, SamplingConfig
@@ -90,6 +90,18 @@ class ExperimentConfig(_Strict):
     prm: PRMSpec
     filter: FilterSpec = Field(default_factory=FilterSpec)
     insertion: InsertionSpec = Field(default_factory=InsertionSpec)
+    wave_size: int = Field(
+        default=8, ge=1,
+        description="Problems per wave: one generator call samples a wave's base responses, the PRM scores them "
+                    "together, one call grows every branch set of its kept items. Results do not depend on it.",
+    )
+
+    @model_validator(mode="after")
+    def _prm_point_needs_an_error(self) -> ExperimentConfig:
+        if "prm" in self.insertion.points and not self.filter.require_first_error:
+            raise ValueError("insertion point 'prm' cuts at the PRM's first error, so filter.require_first_error "
+                             "must be true (or drop 'prm' from insertion.points)")
+        return self
 
     @property
     def run_dir(self) -> Path:

@@ -6,44 +6,35 @@ config field: sample one response per problem; keep it if its final answer is wr
 (``require_first_error``) at step ``min_first_error_step`` (0-based; 3 = line 4) or later, so lines
 1-3 are judged correct. The PRM-line prefix is then everything before the first error.
 
-Every problem tried is one line of ``attempts.jsonl`` (kept or why not); kept ones also go to
-``dataset.jsonl``. A rerun skips problems already tried.
+Problems go in waves of ``config.wave_size``: one generator call samples the wave's base responses,
+and the PRM scores the wave's responses together (the rollout PRM batches each search round).
+
+Every problem tried is **one** line of ``attempts.jsonl``: kept or why not, and the kept item itself.
+That line is the only record of the problem, so no kill can leave it counted twice or half-written;
+``dataset.jsonl`` (the kept items alone) is rewritten from it after every wave, as a convenience
+view. A rerun skips problems already tried.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import time
 import zlib
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from prm_fire.experiments.config import DataSpec, ExperimentConfig
-from prm_fire.journal import append_journal, read_journal
-from prm_fire.generators import Generator, make_generator
+from prm_fire.experiments.resources import Resources
 from prm_fire.grader import Grade, grade
+from prm_fire.journal import append_journal, read_journal
 from prm_fire.problems import Problem, load_problems
 from prm_fire.prompts import build_messages
+from prm_fire.records import BranchRequest
 from prm_fire.sampling import branch_seed
 from prm_fire.steps import Step, split_steps
-
-
-class Attempt(BaseModel):
-    """One problem tried: whether its response entered the data set, and why (not)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    problem_id: str
-    kept: bool
-    reason: str
-    correct: bool
-    first_error_index: int | None
-    steps: int
-    tokens: int
-    prm_tokens: int | None = None  # tokens the PRM generated (0: not scored); None: not recorded / no generator
-    seconds: float
 
 
 class DatasetItem(BaseModel):
@@ -58,6 +49,24 @@ class DatasetItem(BaseModel):
     prm: str
     step_scores: list[float]
     first_error_index: int | None
+
+
+class Attempt(BaseModel):
+    """One problem tried: whether its response entered the data set, why (not), and the kept item."""
+
+    model_config = ConfigDict(frozen=True)
+
+    problem_id: str
+    kept: bool
+    reason: str
+    correct: bool
+    first_error_index: int | None
+    steps: int
+    tokens: int
+    prm_tokens: int | None = None  # tokens the PRM generated (0: not scored); None: not recorded / no generator
+    seconds: float = Field(description="This problem's share of its wave's wall time.")
+    item: DatasetItem | None = Field(default=None, description="The kept item (None if not kept; or a run from "
+                                                               "before items were stored here: see dataset.jsonl).")
 
 
 def item_seed(seed: int, item_id: str) -> int:
@@ -96,54 +105,109 @@ def _verdict(config: ExperimentConfig, correct: bool, steps: int, first_error: i
     return True, "kept"
 
 
-def make_scorer(config: ExperimentConfig, generator: Generator) -> Any:
-    """The config's PRM; a rollout PRM with the policy's own model shares the loaded ``generator``."""
-    from prm_models import make_prm
+def read_items(config: ExperimentConfig) -> list[DatasetItem]:
+    """The kept items of a run, in the order they were tried, from its attempts journal.
 
-    same_model = config.prm.options.get("model", config.model) == config.model
-    return make_prm(config.prm.name, config.prm.options, **({"generator": generator} if same_model else {}))
+    Runs made before attempts stored their items keep them in ``dataset.jsonl``; those are looked up
+    there by problem id (once each, so a duplicated line there cannot count twice).
+    """
+    attempts = read_journal(config.run_dir / "attempts.jsonl", Attempt)
+    legacy = [a.problem_id for a in attempts if a.kept and a.item is None]
+    stored = {}
+    if legacy:
+        for item in read_journal(config.run_dir / "dataset.jsonl", DatasetItem):
+            stored.setdefault(item.problem.id, item)
+        missing = [pid for pid in legacy if pid not in stored]
+        if missing:
+            raise ValueError(f"{config.run_dir}/attempts.jsonl: kept problem {missing[0]!r} has no item "
+                             f"in attempts.jsonl or dataset.jsonl")
+    return [a.item or stored[a.problem_id] for a in attempts if a.kept]
+
+
+def _write_dataset_view(config: ExperimentConfig) -> None:
+    """Rewrite ``dataset.jsonl`` from the attempts journal, atomically (write, fsync, rename)."""
+    path = config.run_dir / "dataset.jsonl"
+    tmp = path.with_suffix(".jsonl.tmp")
+    items = read_items(config)
+    with open(tmp, "wb") as f:
+        f.writelines(item.model_dump_json().encode() + b"\n" for item in items)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def _score_all(scorer: Any, problems: list[Problem], steps: list[list[str]]) -> list[Any]:
+    """The scorer's verdicts on many responses: together if it can (``score_many``), else one by one."""
+    pairs = list(zip(problems, steps))
+    if hasattr(scorer, "score_many"):
+        return scorer.score_many(pairs)
+    return [scorer.score(problem, texts) for problem, texts in pairs]
+
+
+def sample_wave(config: ExperimentConfig, problems: list[Problem], resources: Resources) -> list[Attempt]:
+    """Stage 1 for one wave: base responses in one generator call, the PRM on the wave's candidates
+    together, one :class:`Attempt` line per problem (appended in problem order)."""
+    start = time.perf_counter()
+    generator = resources.generator
+    samplings = [config.base_sampling.model_copy(update={"seed": item_seed(config.base_sampling.seed, p.id)})
+                 for p in problems]
+    requests = [BranchRequest(prompt_ids=generator.encode(build_messages(p), ""), n=1, sampling=s)
+                for p, s in zip(problems, samplings)]
+    raws = [branches[0] for branches in generator.branch_many(requests)]
+    verdicts = [grade(raw.text, p.answer) for p, raw in zip(problems, raws)]
+    steps = [split_steps(raw.text, config.step_mode) for raw in raws]
+    asked = [j for j, (v, st) in enumerate(zip(verdicts, steps))
+             if st and not (config.filter.require_wrong_answer and v.correct)]
+    scored = _score_all(resources.scorer, [problems[j] for j in asked], [[x.text for x in steps[j]] for j in asked]) \
+        if asked else []
+    scores = dict(zip(asked, (s.model_copy(update={"threshold": config.prm.threshold}) for s in scored)))
+    share = round((time.perf_counter() - start) / len(problems), 2)
+    attempts = []
+    for j, problem in enumerate(problems):
+        sc = scores.get(j)
+        screened_at = sc.first_zero_index if getattr(sc, "screened", False) else None
+        first_error = sc.first_error_index if sc is not None and screened_at is None else None
+        kept, reason = (_verdict(config, verdicts[j].correct, len(steps[j]), first_error, screened_at) if steps[j]
+                        else (False, "empty response"))
+        item = DatasetItem(problem=problem, response=raws[j].text, steps=steps[j], grade=verdicts[j],
+                           prm=config.prm.name, step_scores=sc.scores, first_error_index=first_error) \
+            if kept and sc is not None else None
+        attempts.append(Attempt(
+            problem_id=problem.id, kept=item is not None, reason=reason, correct=verdicts[j].correct,
+            first_error_index=first_error, steps=len(steps[j]), tokens=len(raws[j].token_ids),
+            prm_tokens=0 if sc is None else getattr(sc, "tokens_generated", None), seconds=share, item=item))
+    for attempt in attempts:
+        append_journal(config.run_dir / "attempts.jsonl", attempt)
+    return attempts
+
+
+def waves(items: list[Any], size: int) -> list[list[Any]]:
+    """``items`` cut into consecutive waves of ``size``.
+
+    >>> waves([1, 2, 3, 4, 5], 2)
+    [[1, 2], [3, 4], [5]]
+    """
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def build_dataset(
     config: ExperimentConfig,
     *,
     problems: list[Problem] | None = None,
-    generator: Generator | None = None,
-    scorer: Any | None = None,
+    resources: Resources | None = None,
     progress: bool = True,
 ) -> list[DatasetItem]:
-    """Run stage 1 for ``config`` (resuming), return every kept item.
+    """Run stage 1 for ``config`` in waves (resuming), return every kept item of the run.
 
-    ``problems`` defaults to the config's subset (:func:`select_problems`). ``generator`` and
-    ``scorer`` default to the config's backend/model and PRM; pass them to share loaded models.
+    ``problems`` defaults to the config's subset (:func:`select_problems`); ``resources`` (generator,
+    scorer) are built from the config unless given, and only if a problem is left to try.
     """
-    run_dir = config.run_dir
-    attempts_path, dataset_path = run_dir / "attempts.jsonl", run_dir / "dataset.jsonl"
-    done = {a.problem_id for a in read_journal(attempts_path, Attempt)}
+    done = {a.problem_id for a in read_journal(config.run_dir / "attempts.jsonl", Attempt)}
     todo = [p for p in (select_problems(config.data) if problems is None else problems) if p.id not in done]
-    if todo:
-        generator = generator or make_generator(config.backend, config.model, **config.backend_options)
-        scorer = scorer or make_scorer(config, generator)
-    for problem in tqdm(todo, desc="base responses", unit="problem", disable=not progress):
-        start = time.perf_counter()
-        sampling = config.base_sampling.model_copy(update={"seed": item_seed(config.base_sampling.seed, problem.id)})
-        [raw] = generator.branch(build_messages(problem), "", 1, sampling)
-        verdict = grade(raw.text, problem.answer)
-        steps = split_steps(raw.text, config.step_mode)
-        scores = None
-        if steps and not (config.filter.require_wrong_answer and verdict.correct):
-            scores = scorer.score(problem, [s.text for s in steps])
-            scores = scores.model_copy(update={"threshold": config.prm.threshold})
-        screened_at = scores.first_zero_index if getattr(scores, "screened", False) else None
-        first_error = scores.first_error_index if scores and screened_at is None else None
-        kept, reason = (_verdict(config, verdict.correct, len(steps), first_error, screened_at) if steps
-                        else (False, "empty response"))
-        if kept and scores is not None:
-            append_journal(dataset_path, DatasetItem(
-                problem=problem, response=raw.text, steps=steps, grade=verdict, prm=config.prm.name,
-                step_scores=scores.scores, first_error_index=first_error))
-        append_journal(attempts_path, Attempt(
-            problem_id=problem.id, kept=kept, reason=reason, correct=verdict.correct, first_error_index=first_error,
-            steps=len(steps), tokens=len(raw.token_ids), prm_tokens=0 if scores is None else getattr(scores, "tokens_generated", None),
-            seconds=round(time.perf_counter() - start, 2)))
-    return read_journal(dataset_path, DatasetItem)
+    resources = resources or Resources(config)
+    with tqdm(total=len(todo), desc="base responses", unit="problem", disable=not progress) as bar:
+        for wave in waves(todo, config.wave_size):
+            sample_wave(config, wave, resources)
+            _write_dataset_view(config)
+            bar.update(len(wave))
+    return read_items(config)

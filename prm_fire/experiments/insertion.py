@@ -1,6 +1,7 @@
 """Stage 2 of Table 5: branch every data set item at one insertion point with one or both methods.
 
-Per (item, method) one line of ``insertion/<point>.jsonl`` (n, correct, answers, first tokens), and
+The branch sets of many items, points and methods go to the generator in one call
+(:func:`branch_items`). Per (item, method) one line of ``insertion/<point>.jsonl`` (n, correct, answers, first tokens), and
 every branch set in the item's tree ``trees/<item>.json`` (problem -> response with PRM scores ->
 prefix -> branches). A rerun skips what the journal holds; seeds derive from (seed, item id), so a
 killed and resumed run gives the same numbers as an uninterrupted one.
@@ -16,11 +17,11 @@ import networkx as nx
 from pydantic import BaseModel, ConfigDict
 from tqdm.auto import tqdm
 
-from prm_fire.branching import BranchSet, branch
+from prm_fire.branching import BranchJob, BranchSet, branch_many
 from prm_fire.experiments.config import ExperimentConfig
-from prm_fire.experiments.dataset import DatasetItem, item_seed
+from prm_fire.experiments.dataset import DatasetItem, item_seed, read_items, waves
+from prm_fire.experiments.resources import Resources
 from prm_fire.journal import append_journal, read_journal
-from prm_fire.generators import Generator, make_generator
 from prm_fire.prefixes import build_prefix
 from prm_fire.sampling import Method
 from prm_fire.tree import add_branch_set, add_response, load_tree, new_tree, save_tree
@@ -75,34 +76,61 @@ def _store(config: ExperimentConfig, item: DatasetItem, result: BranchSet) -> No
     tmp.replace(path)
 
 
+def branch_items(
+    config: ExperimentConfig,
+    items: list[DatasetItem],
+    points: list[str] | None = None,
+    methods: list[Method] | None = None,
+    *,
+    resources: Resources,
+) -> list[InsertionResult]:
+    """Every missing (item, point, method) branch set of ``items`` in ONE generator call; then, item
+    by item, each set goes into the item's tree and one line of its point's journal.
+
+    Returns the new results. Sets already in a journal are skipped, so a rerun after a kill redoes
+    only what was lost (the seeds derive from the item id, so the redone sets equal the lost ones).
+    """
+    points, methods, spec = points or config.insertion.points, methods or config.insertion.methods, config.insertion
+    done = {(p, r.item_id, r.method) for p in points for r in read_journal(journal_path(config, p), InsertionResult)}
+    wanted = [(item, point, method) for item in items for point in points for method in methods
+              if (point, item.problem.id, method) not in done]
+    if not wanted:
+        return []
+    start = time.perf_counter()
+    jobs = []
+    for item, point, method in wanted:
+        prefix = build_prefix(item.response, point, step_mode=config.step_mode,
+                              first_error_index=item.first_error_index, problem_id=item.problem.id)
+        jobs.append(BranchJob(problem=item.problem, prefix=prefix, n=spec.n,
+                              sampling=spec.sampling_for(method, item_seed(spec.sampling.seed, item.problem.id))))
+    sets = branch_many(jobs, generator=resources.generator)
+    share = round((time.perf_counter() - start) / len(jobs), 2)
+    results = []
+    for (item, point, method), result in zip(wanted, sets, strict=True):
+        _store(config, item, result)
+        record = InsertionResult(
+            item_id=item.problem.id, point=point, method=method, kept_steps=result.prefix.kept_steps, n=result.n,
+            correct=result.n_correct, answers=[b.answer for b in result.branches],
+            first_tokens=[b.first_token for b in result.branches],
+            tokens=sum(len(b.token_ids) for b in result.branches), seconds=share)
+        append_journal(journal_path(config, point), record)
+        results.append(record)
+    return results
+
+
 def run_insertion(
     config: ExperimentConfig,
     point: str,
     methods: list[Method] | None = None,
     *,
     items: list[DatasetItem] | None = None,
-    generator: Generator | None = None,
+    resources: Resources | None = None,
     progress: bool = True,
 ) -> list[InsertionResult]:
-    """Branch every item at ``point`` with each method (default: the config's); resume; return all results."""
-    methods = methods or config.insertion.methods
-    items = items if items is not None else read_journal(config.run_dir / "dataset.jsonl", DatasetItem)
-    path = journal_path(config, point)
-    done = {(r.item_id, r.method) for r in read_journal(path, InsertionResult)}
-    todo = [(item, m) for item in items for m in methods if (item.problem.id, m) not in done]
-    if todo:
-        generator = generator or make_generator(config.backend, config.model, **config.backend_options)
-    spec = config.insertion
-    for item, method in tqdm(todo, desc=f"insertion {point}", unit="set", disable=not progress):
-        start = time.perf_counter()
-        prefix = build_prefix(item.response, point, step_mode=config.step_mode,
-                              first_error_index=item.first_error_index, problem_id=item.problem.id)
-        sampling = spec.sampling_for(method, item_seed(spec.sampling.seed, item.problem.id))
-        result = branch(item.problem, prefix, n=spec.n, sampling=sampling, generator=generator)
-        _store(config, item, result)
-        append_journal(path, InsertionResult(
-            item_id=item.problem.id, point=point, method=method, kept_steps=prefix.kept_steps, n=result.n,
-            correct=result.n_correct, answers=[b.answer for b in result.branches],
-            first_tokens=[b.first_token for b in result.branches],
-            tokens=sum(len(b.token_ids) for b in result.branches), seconds=round(time.perf_counter() - start, 2)))
-    return read_journal(path, InsertionResult)
+    """Branch every item at ``point`` with each method (default: the config's), ``config.wave_size``
+    items per generator call; resume; return all results of that point."""
+    items = items if items is not None else read_items(config)
+    resources = resources or Resources(config)
+    for wave in tqdm(waves(items, config.wave_size), desc=f"insertion {point}", unit="wave", disable=not progress):
+        branch_items(config, wave, [point], methods, resources=resources)
+    return read_journal(journal_path(config, point), InsertionResult)

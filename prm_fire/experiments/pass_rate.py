@@ -20,12 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from tqdm.auto import tqdm
 
 from prm_fire.experiments.config import ExperimentConfig
-from prm_fire.experiments.dataset import item_seed, select_problems
-from prm_fire.generators import Generator, make_generator
+from prm_fire.experiments.dataset import item_seed, select_problems, waves
+from prm_fire.experiments.resources import Resources
 from prm_fire.grader import grade
 from prm_fire.journal import append_journal, read_journal
 from prm_fire.metrics import Interval, mean_ci
 from prm_fire.prompts import build_messages
+from prm_fire.records import BranchRequest
 from prm_fire.steps import split_steps
 
 
@@ -68,7 +69,7 @@ def measure_pass_rate(
     *,
     per_level: int = 10,
     samples: int = 4,
-    generator: Generator | None = None,
+    resources: Resources | None = None,
     progress: bool = True,
 ) -> list[ProblemPassRate]:
     """Sample and grade ``samples`` responses for ``per_level`` problems of each level (resuming).
@@ -87,22 +88,29 @@ def measure_pass_rate(
     path = _journal(config)
     done = {r.problem_id: r for r in read_journal(path, ProblemPassRate)}
     todo = [p for p in chosen if p.id not in done]
-    if todo:
-        generator = generator or make_generator(config.backend, config.model, **config.backend_options)
-    for problem in tqdm(todo, desc="pass rate", unit="problem", disable=not progress):
-        start = time.perf_counter()
-        sampling = config.base_sampling.model_copy(update={"seed": item_seed(config.base_sampling.seed, problem.id)})
-        branches = generator.branch(build_messages(problem), "", samples, sampling)
-        grades = [grade(b.text, problem.answer) for b in branches]
-        record = ProblemPassRate(
-            problem_id=problem.id, level=problem.level, subject=problem.subject,
-            correct=[g.correct for g in grades], answers=[g.predicted for g in grades],
-            lines=[len(split_steps(b.text, "line")) for b in branches],
-            tokens=sum(len(b.token_ids) for b in branches),
-            seconds=round(time.perf_counter() - start, 2),
-        )
-        append_journal(path, record)
-        done[problem.id] = record
+    resources = resources or Resources(config)
+    with tqdm(total=len(todo), desc="pass rate", unit="problem", disable=not progress) as bar:
+        for wave in waves(todo, config.wave_size):  # one generator call per wave of problems
+            start = time.perf_counter()
+            generator = resources.generator
+            requests = [BranchRequest(
+                prompt_ids=generator.encode(build_messages(p), ""), n=samples,
+                sampling=config.base_sampling.model_copy(update={"seed": item_seed(config.base_sampling.seed, p.id)}))
+                for p in wave]
+            answered = generator.branch_many(requests)
+            share = round((time.perf_counter() - start) / len(wave), 2)
+            for problem, branches in zip(wave, answered):
+                grades = [grade(b.text, problem.answer) for b in branches]
+                record = ProblemPassRate(
+                    problem_id=problem.id, level=problem.level, subject=problem.subject,
+                    correct=[g.correct for g in grades], answers=[g.predicted for g in grades],
+                    lines=[len(split_steps(b.text, "line")) for b in branches],
+                    tokens=sum(len(b.token_ids) for b in branches),
+                    seconds=share,
+                )
+                append_journal(path, record)
+                done[problem.id] = record
+            bar.update(len(wave))
     return [done[p.id] for p in chosen]
 
 

@@ -1,0 +1,150 @@
+"""Table 5 chain cost: the old order (one branch set per engine call) vs waves, on the same problems.
+
+Both arms run the chain of one config (default ``cpu-small``) on its first ``--limit`` problems, each
+into its own scratch folder, on ONE loaded generator (engine start excluded from both):
+
+* ``sequential``: ``wave_size = 1`` and every engine call carries a single request -- what the chain
+  did before waves (one base response, one rollout prefix, one branch set of n per call);
+* ``waves``: ``wave_size = --wave-size``, every request of a wave's phase in one call.
+
+The arms alternate (sequential, waves, sequential, ...) for ``--repeats`` rounds, each round in fresh
+folders. Reported per arm (medians over rounds): wall time, kept items, wall time per kept item, and
+the whole chain's tokens/s (base-response, PRM and branch tokens from the journals, over wall time);
+then the ratios, and whether both arms wrote the same records. Prints a table, writes JSON.
+
+Usage (vLLM config: run with the vLLM venv's python)::
+
+    ~/.cache/prm-fire/venv-vllm/bin/python benchmarks/table5_waves.py --config cpu-small --limit 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+
+
+class OneRequestPerCall:
+    """A generator whose ``branch_many`` sends one request per engine call: the pre-wave chain."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.model_name = inner.model_name
+
+    def encode(self, messages, prefix):
+        return self.inner.encode(messages, prefix)
+
+    def branch(self, messages, prefix, n, sampling):
+        return self.inner.branch(messages, prefix, n, sampling)
+
+    def branch_many(self, requests):
+        return [self.inner.branch_many([r])[0] for r in requests]
+
+
+def journals(run: Path) -> dict[str, list[dict]]:
+    """Every journal record of a run without its wall times."""
+    out = {}
+    for path in sorted(run.glob("*.jsonl")) + sorted(run.glob("insertion/*.jsonl")):
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        out[str(path.relative_to(run))] = [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    return out
+
+
+def tokens(records: dict[str, list[dict]]) -> dict[str, int]:
+    attempts = records.get("attempts.jsonl", [])
+    branch = sum(r["tokens"] for name, rows in records.items() if name.startswith("insertion/") for r in rows)
+    return {"base": sum(a["tokens"] for a in attempts), "prm": sum(a["prm_tokens"] or 0 for a in attempts),
+            "branch": branch}
+
+
+def run_arm(config, generator, arm: str, wave_size: int, folder: Path) -> dict:
+    from prm_fire.experiments.chain import run_chain
+    from prm_fire.experiments.resources import Resources
+
+    cfg = config.model_copy(update={"out_dir": str(folder), "wave_size": 1 if arm == "sequential" else wave_size})
+    gen = OneRequestPerCall(generator) if arm == "sequential" else generator
+    start = time.perf_counter()
+    kept = run_chain(cfg, resources=Resources(cfg, generator=gen), progress=False)
+    wall = time.perf_counter() - start
+    records = journals(cfg.run_dir)
+    tok = tokens(records)
+    total = sum(tok.values())
+    return {"arm": arm, "wall_s": round(wall, 1), "kept": len(kept), "problems": len(records["attempts.jsonl"]),
+            "s_per_kept": round(wall / len(kept), 1) if kept else None, "tokens": tok,
+            "tok_per_s": round(total / wall, 1), "records": records}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default="cpu-small")
+    parser.add_argument("--limit", type=int, default=12, help="first N problems of the config's subset")
+    parser.add_argument("--wave-size", type=int, default=12)
+    parser.add_argument("--repeats", type=int, default=1, help="rounds of (sequential, waves)")
+    parser.add_argument("--out", default=str(RESULTS / "table5_waves.json"))
+    args = parser.parse_args()
+
+    from prm_fire.experiments.config import load_config
+    from prm_fire.experiments.resources import Resources
+
+    config = load_config(args.config)
+    config = config.model_copy(update={"data": config.data.model_copy(update={"limit": args.limit})})
+    started = time.perf_counter()
+    generator = Resources(config).generator
+    load_s = time.perf_counter() - started
+    rounds = []
+    for r in range(args.repeats):
+        for arm in ("sequential", "waves"):
+            folder = Path(tempfile.mkdtemp(prefix=f"table5-{arm}-"))
+            try:
+                rounds.append(run_arm(config, generator, arm, args.wave_size, folder) | {"round": r})
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+            last = rounds[-1]
+            print(f"round {r} {arm}: {last['wall_s']} s, {last['kept']} kept, {last['tok_per_s']} tok/s", flush=True)
+    by_arm = {arm: [x for x in rounds if x["arm"] == arm] for arm in ("sequential", "waves")}
+    summary = {}
+    for arm, xs in by_arm.items():
+        summary[arm] = {
+            "wall_s": statistics.median(x["wall_s"] for x in xs),
+            "kept": xs[0]["kept"], "problems": xs[0]["problems"],
+            "s_per_kept": statistics.median(x["s_per_kept"] for x in xs) if xs[0]["kept"] else None,
+            "tok_per_s": statistics.median(x["tok_per_s"] for x in xs), "tokens": xs[0]["tokens"],
+        }
+    same = all(x["records"] == by_arm["sequential"][0]["records"] for x in rounds)
+    seq, wav = summary["sequential"], summary["waves"]
+    ratios = {"wall_time": round(seq["wall_s"] / wav["wall_s"], 2),
+              "tok_per_s": round(wav["tok_per_s"] / seq["tok_per_s"], 2)}
+    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    print(f"\n### Table 5 chain, {config.name} ({config.model}, {config.backend}), first {args.limit} problems, "
+          f"waves of {args.wave_size}, {args.repeats} round(s); engine load {load_s:.0f} s excluded\n")
+    print("| arm | wall s | problems | kept | s per kept item | chain tok/s | tokens base / PRM / branch |")
+    print("|---|---|---|---|---|---|---|")
+    for arm, s in summary.items():
+        t = s["tokens"]
+        print(f"| {arm} | {s['wall_s']:.0f} | {s['problems']} | {s['kept']} | {s['s_per_kept'] or '-'} "
+              f"| {s['tok_per_s']:.1f} | {t['base']} / {t['prm']} / {t['branch']} |")
+    print(f"\nwaves vs sequential: {ratios['wall_time']}x less wall time (target >= 3x), "
+          f"{ratios['tok_per_s']}x tokens/s; same records: {same}; machine: {load}")
+    out = {"config": config.name, "model": config.model, "backend": config.backend, "limit": args.limit,
+           "wave_size": args.wave_size, "repeats": args.repeats, "engine_load_s": round(load_s, 1),
+           "summary": summary, "ratios": ratios, "same_records": same, "uptime": load,
+           "rounds": [{k: v for k, v in x.items() if k != "records"} for x in rounds]}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    print(f"written: {args.out}")
+    if hasattr(generator, "close"):
+        generator.close()
+    return 0
+
+
+if __name__ == "__main__":  # vLLM spawns workers: keep the guard
+    sys.exit(main())

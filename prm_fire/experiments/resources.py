@@ -1,0 +1,53 @@
+"""The one place a run's heavy objects are built: the policy generator and the PRM scorer.
+
+Every stage (pass rate, data set, insertion, the chain) and the ``table5`` command take a
+:class:`Resources`; each object is built on first use and shared, so a run that finds nothing left
+to do loads no model, and one that does loads each model once.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from prm_fire.experiments.config import ExperimentConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from prm_fire.generators.base import Generator
+
+
+class Resources:
+    """A run's generator and scorer, each built from ``config`` on first use (or given ready-made).
+
+    A rollout PRM on the policy's own model shares the policy's generator (one engine, not two).
+    """
+
+    def __init__(self, config: ExperimentConfig, *, generator: Generator | None = None, scorer: Any | None = None):
+        self.config = config
+        if generator is not None:
+            self.__dict__["generator"] = generator
+        if scorer is not None:
+            self.__dict__["scorer"] = scorer
+
+    @cached_property
+    def generator(self) -> Generator:
+        """The policy backend of ``config.backend`` for ``config.model``."""
+        from prm_fire.generators import make_generator
+
+        config = self.config
+        return make_generator(config.backend, config.model, **config.backend_options)
+
+    @cached_property
+    def scorer(self) -> Any:
+        """The config's PRM (``prm.name`` with ``prm.options``)."""
+        from prm_models import make_prm
+
+        prm = self.config.prm
+        same_model = prm.options.get("model", self.config.model) == self.config.model
+        return make_prm(prm.name, prm.options, **({"generator": self.generator} if same_model else {}))
+
+    def close(self) -> None:
+        """Stop the generator's engine if it has one running (vLLM's worker processes)."""
+        generator = self.__dict__.get("generator")
+        if generator is not None and hasattr(generator, "close"):
+            generator.close()
