@@ -17,7 +17,7 @@ from prm_fire.problems import DataError, load_processbench
 import prm_models.label  # noqa: F401  (registers "label")
 import prm_models.symbolic  # noqa: F401  (registers "symbolic")
 from prm_models import make_prm
-from prm_models.processbench import (
+from prm_fire.evaluation.processbench import (
     SWEEP,
     ItemResult,
     RunHeader,

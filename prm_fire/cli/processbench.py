@@ -35,7 +35,7 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``processbench`` and its options."""
-    from prm_models.processbench import SPLITS
+    from prm_fire.evaluation.processbench import SPLITS
 
     p = sub.add_parser("processbench", help="evaluate a PRM on ProcessBench (first-error accuracy, F1)")
     p.add_argument("--prm", required=True, help="scorer name in the PRMS registry (label, symbolic, rollout, ...)")
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``prm-fire processbench``."""
     from prm_fire.problems import load_processbench
     from prm_models import make_prm
-    from prm_models.processbench import RunHeader, _fmt, evaluate, markdown, summarize
+    from prm_fire.evaluation.processbench import RunHeader, evaluate, markdown, percent_text, summarize
 
     started = time.perf_counter()
     if args.limit is not None and args.limit < 1:
@@ -81,9 +81,9 @@ def run(args: argparse.Namespace) -> int:
     stem.with_name(stem.name + ".md").write_text(table)
     m = summary.metrics
     print(table)
-    print(f"F1 {_fmt(m.f1)}  (erroneous-subset accuracy {_fmt(m.acc_erroneous)}, all-correct accuracy "
-          f"{_fmt(m.acc_correct)}, threshold {m.threshold:g}, {m.items} items)")
+    print(f"F1 {percent_text(m.f1)}  (erroneous-subset accuracy {percent_text(m.acc_erroneous)}, all-correct accuracy "
+          f"{percent_text(m.acc_correct)}, threshold {m.threshold:g}, {m.items} items)")
     if summary.best is not None:
-        print(f"best swept threshold {summary.best.threshold:g}: F1 {_fmt(summary.best.f1)}")
+        print(f"best swept threshold {summary.best.threshold:g}: F1 {percent_text(summary.best.f1)}")
     print(f"results: {results_path}, {stem.name}.json, {stem.name}.md")
     return 0

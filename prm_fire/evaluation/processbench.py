@@ -236,7 +236,12 @@ def summarize(
     )
 
 
-def _fmt(value: float | None) -> str:
+def percent_text(value: float | None) -> str:
+    """A percentage with one decimal, ``n/a`` for None.
+
+    >>> percent_text(47.91), percent_text(None)
+    ('47.9', 'n/a')
+    """
     return "n/a" if value is None else f"{value:.1f}"
 
 
@@ -246,9 +251,9 @@ def markdown(summary: Summary) -> str:
             "|---|---|---|---|---|---|---|\n")
 
     def row(m: Metrics) -> str:
-        return (f"| {summary.prm} | {summary.split} | {m.items} | {_fmt(m.acc_erroneous)} "
-                f"({m.erroneous_correct}/{m.erroneous}) | {_fmt(m.acc_correct)} ({m.all_correct_correct}/"
-                f"{m.all_correct}) | {_fmt(m.f1)} | {m.threshold:g} |\n")
+        return (f"| {summary.prm} | {summary.split} | {m.items} | {percent_text(m.acc_erroneous)} "
+                f"({m.erroneous_correct}/{m.erroneous}) | {percent_text(m.acc_correct)} ({m.all_correct_correct}/"
+                f"{m.all_correct}) | {percent_text(m.f1)} | {m.threshold:g} |\n")
 
     text = head + row(summary.metrics)
     if summary.sweep:
@@ -262,5 +267,5 @@ def markdown(summary: Summary) -> str:
 
 __all__ = [
     "ItemResult", "Metrics", "RunHeader", "SPLITS", "SWEEP", "Summary", "compute_metrics", "evaluate",
-    "markdown", "predict", "score_item", "summarize", "sweep",
+    "markdown", "percent_text", "predict", "score_item", "summarize", "sweep",
 ]
