@@ -94,6 +94,6 @@ def make_prm(name: str, options: dict[str, Any] | None = None, **resources: Any)
 
 
 # Each scorer module registers itself; heavy libraries (torch, transformers) load inside the scorers.
-from prm_models import hf_prm, label, reference, rollout, symbolic  # noqa: E402,F401
+from prm_models import combined, critic, hf_prm, label, reference, rollout, symbolic  # noqa: E402,F401
 
 __all__ = ["PRMS", "PRMScorer", "StepScores", "make_prm"]
