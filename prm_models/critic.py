@@ -37,6 +37,7 @@ from prm_fire.generators.base import Message
 from prm_fire.problems import Problem
 from prm_fire.sampling import SamplingConfig
 from prm_models import PRMS, StepScores
+from prm_models.backed import GeneratorBacked
 
 if TYPE_CHECKING:  # pragma: no cover
     from prm_fire.generators.base import Generator
@@ -127,7 +128,7 @@ def majority(votes: list[int | None]) -> int | None:
     return min((v for v, c in counts.items() if c == top), key=lambda v: float("inf") if v == -1 else v)
 
 
-class CriticPRM:
+class CriticPRM(GeneratorBacked):
     """The prompted critic (see the module docstring). ``generator`` reuses an already built backend."""
 
     name = "critic"
@@ -138,15 +139,6 @@ class CriticPRM:
             raise ValueError(f"CriticPRM: pass a config or fields, not both (got fields {sorted(fields)})")
         self.config = config or CriticConfig(**fields)
         self._generator = generator
-
-    @property
-    def generator(self) -> Generator:
-        """The critic model's backend (built from the config on first use)."""
-        if self._generator is None:
-            from prm_fire.generators import make_generator
-
-            self._generator = make_generator(self.config.backend, self.config.model, **self.config.generator_options)
-        return self._generator
 
     def score(self, problem: Problem, steps: list[str]) -> CriticScores:
         """Ask for the first wrong step ``k`` times; score 1 before the majority's step, 0 from it on."""
@@ -167,7 +159,7 @@ class CriticPRM:
                      for i in range(len(steps))],
             decided=verdict is not None, votes=votes, verdict=verdict, replies=[prefix + b.text for b in branches],
             tokens_generated=sum(len(b.token_ids) for b in branches), seconds=time.perf_counter() - started,
-            model=getattr(self._generator, "model_name", None) or cfg.model, mode=cfg.mode, k=cfg.k,
+            model=self.model_name, mode=cfg.mode, k=cfg.k,
         )
 
 

@@ -42,7 +42,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prm-option", action="append", default=[], metavar="KEY=VALUE",
                    help="a field of the scorer's config (repeatable); VALUE is JSON or a string")
     p.add_argument("--split", required=True, choices=SPLITS)
-    p.add_argument("--limit", type=int, help="score the first N items only")
+    subset = p.add_mutually_exclusive_group()
+    subset.add_argument("--limit", type=int, help="score the first N items only")
+    subset.add_argument("--sample", type=int, metavar="N",
+                        help="score a random sample of N items (seeded by --seed; kept in file order)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--threshold", type=float, help="a step below it is wrong (default: the scorer's, else 0.5)")
     how.add_argument("--sweep", action="store_true", help="also report thresholds 0.05 ... 0.95 (no rescoring)")
@@ -55,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``prm-fire processbench``."""
     from prm_fire.problems import load_processbench
     from prm_models import make_prm
-    from prm_fire.evaluation.processbench import RunHeader, evaluate, markdown, percent_text, summarize
+    from prm_fire.evaluation.processbench import RunHeader, evaluate, markdown, percent_text, sample_items, summarize
 
     started = time.perf_counter()
     if args.limit is not None and args.limit < 1:
@@ -63,16 +67,20 @@ def run(args: argparse.Namespace) -> int:
     options = parse_options(args.prm_option)
     data = args.data_dir / f"{args.split}.json"
     items = load_processbench(data, limit=args.limit)
+    if args.sample is not None:
+        items = sample_items(items, args.sample, args.seed)
     scorer = make_prm(args.prm, options, items=items)
     threshold = args.threshold
     if threshold is None:
         threshold = getattr(getattr(scorer, "config", None), "threshold", 0.5)
     if not 0 <= threshold <= 1:
         raise ValueError(f"--threshold must be in [0, 1], got {threshold}")
-    stem = args.out or Path("results/processbench") / (
-        f"{args.prm}-{args.split}" + (f"-{args.limit}" if args.limit is not None else ""))
+    suffix = (f"-{args.limit}" if args.limit is not None else "") + (
+        f"-sample{args.sample}-seed{args.seed}" if args.sample is not None else "")
+    stem = args.out or Path("results/processbench") / f"{args.prm}-{args.split}{suffix}"
     results_path = stem.with_name(stem.name + ".jsonl")
-    header = RunHeader(prm=args.prm, options=options, data=str(data))
+    header = RunHeader(prm=args.prm, options=options, data=str(data),
+                       sample=None if args.sample is None else f"{args.sample} items, seed {args.seed}")
     results = evaluate(scorer, items, results_path, header, progress=True)
     summary = summarize(results, header, split=args.split, results_path=str(results_path), threshold=threshold,
                         do_sweep=args.sweep, wall_seconds=time.perf_counter() - started)

@@ -23,6 +23,7 @@ cut short by the kill is dropped and its item scored again.
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -61,6 +62,7 @@ class RunHeader(BaseModel):
     prm: str
     options: dict[str, Any]
     data: str = Field(description="The ProcessBench file scored.")
+    sample: str | None = Field(default=None, description="The seeded random subset scored, if not the whole file.")
 
 
 class Metrics(BaseModel):
@@ -112,6 +114,18 @@ def compute_metrics(results: Iterable[ItemResult], threshold: float) -> Metrics:
 def sweep(results: Sequence[ItemResult], thresholds: Iterable[float] = SWEEP) -> list[Metrics]:
     """:func:`compute_metrics` at every threshold (from the stored scores; nothing is rescored)."""
     return [compute_metrics(results, t) for t in thresholds]
+
+
+def sample_items(items: Sequence[ProcessBenchItem], n: int, seed: int) -> list[ProcessBenchItem]:
+    """``n`` items drawn without replacement with ``random.Random(seed)``, in their file order.
+
+    >>> sample_items(list("abcdefgh"), 3, 0)  # any sequence works
+    ['d', 'g', 'h']
+    """
+    if not 1 <= n <= len(items):
+        raise ValueError(f"--sample must be between 1 and the {len(items)} items of the split, got {n}")
+    chosen = sorted(random.Random(seed).sample(range(len(items)), n))
+    return [items[i] for i in chosen]
 
 
 # --- scoring with a resumable JSONL file -------------------------------------------------------------
@@ -210,6 +224,7 @@ class Summary(BaseModel):
     options: dict[str, Any]
     split: str
     data: str
+    sample: str | None = Field(default=None, description="The seeded random subset scored, if not the whole file.")
     results: str = Field(description="The per-item JSONL file.")
     items: int
     metrics: Metrics = Field(description="At the chosen threshold.")
@@ -228,7 +243,8 @@ def summarize(
     swept = sweep(results) if do_sweep else []
     flags = [a for r in results if r.abstained is not None for a in r.abstained]
     return Summary(
-        prm=header.prm, options=header.options, split=split, data=header.data, results=results_path,
+        prm=header.prm, options=header.options, split=split, data=header.data, sample=header.sample,
+        results=results_path,
         items=len(results), metrics=compute_metrics(results, threshold), sweep=swept,
         best=max(swept, key=lambda m: -1.0 if m.f1 is None else m.f1) if swept else None,
         abstained_steps=sum(flags) / len(flags) if flags else None,
@@ -258,7 +274,8 @@ def markdown(summary: Summary) -> str:
     text = head + row(summary.metrics)
     if summary.sweep:
         text += "\nThreshold sweep (from the stored scores):\n\n" + head + "".join(row(m) for m in summary.sweep)
-    notes = [f"options: `{json.dumps(summary.options)}`", f"data: `{summary.data}`",
+    notes = [f"options: `{json.dumps(summary.options)}`",
+             f"data: `{summary.data}`" + (f" (random sample: {summary.sample})" if summary.sample else ""),
              f"scoring time {summary.scoring_seconds:.1f} s (sum over items), wall time {summary.wall_seconds:.1f} s"]
     if summary.abstained_steps is not None:
         notes.append(f"abstained on {100 * summary.abstained_steps:.1f}% of steps")
@@ -267,5 +284,5 @@ def markdown(summary: Summary) -> str:
 
 __all__ = [
     "ItemResult", "Metrics", "RunHeader", "SPLITS", "SWEEP", "Summary", "compute_metrics", "evaluate",
-    "markdown", "percent_text", "predict", "score_item", "summarize", "sweep",
+    "markdown", "percent_text", "predict", "sample_items", "score_item", "summarize", "sweep",
 ]
