@@ -45,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     subset = p.add_mutually_exclusive_group()
     subset.add_argument("--limit", type=int, help="score the first N items only")
     subset.add_argument("--sample", type=int, metavar="N",
-                        help="score a random sample of N items (seeded by --seed; kept in file order)")
+                        help="score N items drawn at random (seeded by --seed), in the drawn order")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--threshold", type=float, help="a step below it is wrong (default: the scorer's, else 0.5)")

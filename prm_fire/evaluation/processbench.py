@@ -117,15 +117,20 @@ def sweep(results: Sequence[ItemResult], thresholds: Iterable[float] = SWEEP) ->
 
 
 def sample_items(items: Sequence[ProcessBenchItem], n: int, seed: int) -> list[ProcessBenchItem]:
-    """``n`` items drawn without replacement with ``random.Random(seed)``, in their file order.
+    """The first ``n`` items of the file shuffled with ``random.Random(seed)``, in that shuffled order.
 
-    >>> sample_items(list("abcdefgh"), 3, 0)  # any sequence works
-    ['d', 'g', 'h']
+    Scoring follows this order, so the first M items scored of a sample are the sample of size M with
+    the same seed: a run stopped early is still a seeded random subset (not the file's first part,
+    which in ProcessBench holds the erroneous items first).
+
+    >>> sample_items(list("abcdefgh"), 3, 0), sample_items(list("abcdefgh"), 5, 0)  # any sequence works
+    (['e', 'b', 'f'], ['e', 'b', 'f', 'c', 'a'])
     """
     if not 1 <= n <= len(items):
         raise ValueError(f"--sample must be between 1 and the {len(items)} items of the split, got {n}")
-    chosen = sorted(random.Random(seed).sample(range(len(items)), n))
-    return [items[i] for i in chosen]
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    return [items[i] for i in order[:n]]
 
 
 # --- scoring with a resumable JSONL file -------------------------------------------------------------
