@@ -18,30 +18,20 @@ and ``verify`` re-raise it as ``ValueError("Math-Verify ... doesn't support thre
 Even on the main thread the alarm takes whole seconds only (a float timeout such as ``2.5`` makes
 ``parse`` swallow a ``TypeError`` and return no answer), it replaces any alarm of the caller, and a
 timed-out ``verify`` returns ``False``, the same as a wrong answer. So here math-verify runs with its
-own timeouts switched off, inside a sandbox worker process (``python -c`` running this file) that
-answers one comparison per line of JSON over a pipe. The caller waits at most ``timeout`` seconds for
-the reply; a worker that has not answered by then is killed, and a fresh one starts on the next call.
-Workers are reused (a normal comparison costs a few milliseconds), one per thread grading at the same
-time, and killed at interpreter exit. Starting a worker takes about a second and is not counted in
-``timeout``. Waiting on the pipe uses ``select``: POSIX only.
+own timeouts switched off, inside a worker process of the time-bounded sandbox
+(:mod:`prm_fire.sandbox`): the caller waits at most ``timeout`` seconds for the reply, and a worker
+that has not answered by then is killed (a fresh one starts on the next call).
 """
 
 from __future__ import annotations
 
-import atexit
-import json
 import logging
-import os
 import re
-import select
-import signal
-import subprocess
-import sys
-import threading
 from collections.abc import Callable
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from prm_fire.sandbox import Sandbox
 
 logger = logging.getLogger(__name__)
 
@@ -219,27 +209,14 @@ def _math_verify_opinion(gold: str, predicted: str) -> tuple[bool | None, str | 
         return None, f"math-verify failed: {type(exc).__name__}: {exc}"
 
 
-def _serve(handle: Callable[[dict], dict] | None = None) -> None:
-    """The worker's loop: a JSON request a line in, ``handle(request)`` as a JSON line out.
+def _math_verify_handler() -> Callable[[dict], dict]:
+    """The sandbox worker's handler: request ``{"gold", "predicted"}``, reply ``{"verdict", "error"}``."""
+    import math_verify.grader
+    import math_verify.parser
 
-    The default handler is math-verify's: request ``{"gold", "predicted"}``, reply ``{"verdict",
-    "error"}``. Other modules pass their own (``prm_models.symbolic`` checks arithmetic claims).
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which then kills us
-    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="ascii")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print must not corrupt the replies
-    if handle is None:
-        import math_verify.grader
-        import math_verify.parser
-
-        # Our parent bounds the time, so math-verify's "Timeout is disabled" warning is expected: silence it.
-        math_verify.parser.TIMEOUT_WARNING_SHOWN = math_verify.grader.TIMEOUT_WARNING_SHOWN = True
-        handle = _math_verify_request
-    replies.write("ready\n")
-    replies.flush()
-    for line in sys.stdin:
-        replies.write(json.dumps(handle(json.loads(line))) + "\n")
-        replies.flush()
+    # Our parent bounds the time, so math-verify's "Timeout is disabled" warning is expected: silence it.
+    math_verify.parser.TIMEOUT_WARNING_SHOWN = math_verify.grader.TIMEOUT_WARNING_SHOWN = True
+    return _math_verify_request
 
 
 def _math_verify_request(request: dict) -> dict:
@@ -247,124 +224,16 @@ def _math_verify_request(request: dict) -> dict:
     return {"verdict": verdict, "error": error}
 
 
-# The worker runs this file by path, not `import prm_fire.grader`: it skips the package's other imports.
-# argv: the file, then the name of its serving function (default `_serve`).
-_WORKER_COMMAND = "import runpy, sys; runpy.run_path(sys.argv[1])[sys.argv[2]]()"
-_STARTUP_TIMEOUT = 120.0  # seconds for a worker to import math-verify and say "ready"
+_SANDBOX = Sandbox(_math_verify_handler, what="math-verify")
 
 
-class _Worker:
-    """One sandbox process (see the module docstring), used by one thread at a time."""
-
-    def __init__(self, script: str = __file__, entry: str = "_serve") -> None:
-        self._process = subprocess.Popen(
-            [sys.executable, "-c", _WORKER_COMMAND, str(Path(script).resolve()), entry],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        try:
-            ready = self._read_line(_STARTUP_TIMEOUT)
-        except TimeoutError:
-            ready = b""
-        if ready != b"ready\n":
-            self.kill()
-            raise RuntimeError(
-                f"the grader's sandbox worker ({sys.executable} -c {_WORKER_COMMAND!r}) did not start: "
-                f"exit code {self._process.returncode}, first line {ready!r}; its stderr is above"
-            )
-
-    def request(self, payload: dict, timeout: float) -> dict:
-        """The reply to one request; TimeoutError after ``timeout`` s, EOFError/OSError if the worker died."""
-        assert self._process.stdin is not None
-        self._process.stdin.write(json.dumps(payload).encode() + b"\n")
-        self._process.stdin.flush()
-        line = self._read_line(timeout)
-        if not line:
-            raise EOFError(f"the worker exited with code {self._process.wait()}")
-        return json.loads(line)
-
-    def _read_line(self, timeout: float) -> bytes:
-        assert self._process.stdout is not None
-        readable, _, _ = select.select([self._process.stdout], [], [], timeout)
-        if not readable:
-            raise TimeoutError
-        return self._process.stdout.readline()
-
-    def kill(self) -> None:
-        """Kill the process (harmless if it has exited) and reap it."""
-        self._process.kill()
-        self._process.wait()
-        for pipe in (self._process.stdin, self._process.stdout):
-            if pipe is not None:
-                pipe.close()
-
-
-class _Sandbox:
-    """The workers of this process: idle ones are reused, a new one starts when none is idle."""
-
-    def __init__(self, script: str = __file__, entry: str = "_serve", what: str = "math-verify") -> None:
-        self._script, self._entry, self._what = script, entry, what  # `what` names it in errors
-        self._lock = threading.Lock()
-        self._idle: list[_Worker] = []
-        self._live: set[_Worker] = set()
-
-    def opinion(self, gold: str, predicted: str, timeout: float) -> tuple[bool | None, str | None]:
-        """math-verify's opinion within ``timeout`` seconds, or (None, what went wrong)."""
-        reply, error = self.call({"gold": gold, "predicted": predicted}, timeout)
-        if reply is None:
-            logger.warning("%s (gold %r, answer %r); its worker was killed", error, gold[:200], predicted[:200])
-            return None, error
-        return reply["verdict"], reply["error"]
-
-    def call(self, payload: dict, timeout: float) -> tuple[dict | None, str | None]:
-        """The worker's reply within ``timeout`` seconds, or (None, what went wrong; the worker is killed)."""
-        worker = self._checkout()
-        try:
-            reply = worker.request(payload, timeout)
-        except TimeoutError:  # (before OSError, its base class)
-            error = f"timeout after {float(timeout)}s in {self._what}"
-        except (EOFError, OSError, ValueError) as exc:  # ValueError: a garbled reply
-            error = f"{self._what}'s sandbox worker failed: {type(exc).__name__}: {exc}"
-        except BaseException:  # KeyboardInterrupt mid-request: the worker's state is unknown
-            self._discard(worker)
-            raise
-        else:
-            with self._lock:
-                self._idle.append(worker)
-            return reply, None
-        self._discard(worker)
+def _opinion(gold: str, predicted: str, timeout: float) -> tuple[bool | None, str | None]:
+    """math-verify's opinion within ``timeout`` seconds, or (None, what went wrong)."""
+    reply, error = _SANDBOX.call({"gold": gold, "predicted": predicted}, timeout)
+    if reply is None:
+        logger.warning("%s (gold %r, answer %r); its worker was killed", error, gold[:200], predicted[:200])
         return None, error
-
-    def _checkout(self) -> _Worker:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
-        worker = _Worker(self._script, self._entry)  # outside the lock: threads may start workers side by side
-        with self._lock:
-            self._live.add(worker)
-        return worker
-
-    def _discard(self, worker: _Worker) -> None:
-        worker.kill()
-        with self._lock:
-            self._live.discard(worker)
-
-    def close(self) -> None:
-        """Kill every worker, busy or idle (at interpreter exit)."""
-        with self._lock:
-            workers, self._live, self._idle = list(self._live), set(), []
-        for worker in workers:
-            worker.kill()
-
-    def forget(self) -> None:
-        """In a forked child: the workers belong to the parent, so start afresh without them."""
-        self._lock = threading.Lock()
-        self._idle, self._live = [], set()
-
-
-_SANDBOX = _Sandbox()
-atexit.register(_SANDBOX.close)
-os.register_at_fork(after_in_child=_SANDBOX.forget)
+    return reply["verdict"], reply["error"]
 
 
 # --- the public verdicts ------------------------------------------------------------------------
@@ -391,7 +260,7 @@ def answers_equivalent(a: str, b: str, *, timeout: float = 5.0) -> bool:
     a, b = _tidy(a), _tidy(b)
     if _normalized_equal(a, b):
         return True
-    verdict, _ = _SANDBOX.opinion(a, b, timeout)
+    verdict, _ = _opinion(a, b, timeout)
     return verdict is True
 
 
@@ -420,7 +289,7 @@ def grade(response: str, gold: str, *, timeout: float = 5.0) -> Grade:
             error="no final answer found (no \\boxed{} and no '#### ' line)",
         )
     normalized_match = _normalized_equal(_tidy(predicted), _tidy(gold))
-    verdict, error = _SANDBOX.opinion(_tidy(gold), _tidy(predicted), timeout)
+    verdict, error = _opinion(_tidy(gold), _tidy(predicted), timeout)
     return Grade(
         predicted=predicted,
         gold=gold,

@@ -42,6 +42,9 @@ class ResponseNode(BaseModel):
     grade: Grade | None = None
     prm: str | None = Field(default=None, description="Name of the PRM that scored the steps.")
     step_scores: list[float] | None = None
+    step_reasons: list[list[str]] | None = Field(
+        default=None, description="Per step, why the PRM flagged it (the rules that fired), when it says."
+    )
     first_error_index: int | None = None
 
 
@@ -104,6 +107,7 @@ def add_response(
     prm: str | None = None,
     step_scores: list[float] | None = None,
     first_error_index: int | None = None,
+    step_reasons: list[list[str]] | None = None,
 ) -> str:
     """Add a response under the problem; returns its node id (``r0``, ``r1``, ...)."""
     node_id = f"r{sum(1 for _ in tree.successors('problem'))}"
@@ -115,6 +119,7 @@ def add_response(
         grade=grade,
         prm=prm,
         step_scores=step_scores,
+        step_reasons=step_reasons,
         first_error_index=first_error_index,
     )
     tree.add_node(node_id, data=record)

@@ -1,8 +1,21 @@
 """Process reward models: score each step of a solution and locate the first incorrect one.
 
 Every scorer follows :class:`PRMScorer` and registers itself in :data:`PRMS` under the name the
-command line uses (``--prm NAME``). The scorers themselves (Monte-Carlo rollouts, a symbolic step
-checker, the Qwen2.5-Math-PRM and Math-Shepherd conventions, dataset labels) are the PRM issue's work.
+command line uses (``--prm NAME``); :func:`make_prm` builds one by name. Scorers: ``rollout``
+(Monte-Carlo rollouts), ``symbolic`` (arithmetic claims), ``reference`` (reference-guided: uses the
+problem's worked solution, a data-construction tool rather than a PRM), ``critic`` (a prompted
+instruct model), ``combined`` (cheap checks first, an expensive scorer where they abstain),
+``qwen-prm`` / ``math-shepherd`` (hub PRMs), ``label`` (dataset labels, the oracle).
+
+Layering (one direction only):
+
+* ``prm_models`` builds on the core of ``prm_fire`` (problems, steps, grader, sandbox, sampling,
+  generators, branching, tree); the core never imports ``prm_models``.
+* The top layers of ``prm_fire`` -- ``prm_fire.cli``, ``prm_fire.experiments`` and
+  ``prm_fire.evaluation`` (the ProcessBench evaluator) -- use ``prm_models`` through its public API
+  only: :data:`PRMS`, :func:`make_prm`, :class:`StepScores`, :class:`PRMScorer` and the names each
+  scorer module lists in ``__all__``. No module imports another module's private (``_``) names
+  (``tests/test_layering.py`` checks both rules).
 """
 
 from __future__ import annotations
@@ -35,6 +48,20 @@ class StepScores(BaseModel):
     abstained: list[bool] | None = Field(
         default=None, description="Per step: True where the scorer found no evidence and gave its default score."
     )
+    reasons: list[list[str]] | None = Field(
+        default=None,
+        description="Per step: why it was flagged (the rules that fired; empty if none). None: the scorer gives none.",
+    )
+    decided: bool | None = Field(
+        default=None,
+        description="Item level: True when the scorer has evidence for its prediction (a combination keeps it), "
+                    "False when it has none (a combination escalates). None: a flagged step counts as evidence.",
+    )
+
+    @property
+    def has_evidence(self) -> bool:
+        """Whether the prediction rests on evidence: ``decided`` if the scorer says, else "a step is flagged"."""
+        return self.decided if self.decided is not None else self.first_error_index is not None
 
     @property
     def first_error_index(self) -> int | None:
@@ -67,6 +94,6 @@ def make_prm(name: str, options: dict[str, Any] | None = None, **resources: Any)
 
 
 # Each scorer module registers itself; heavy libraries (torch, transformers) load inside the scorers.
-from prm_models import hf_prm, label, rollout, symbolic  # noqa: E402,F401
+from prm_models import combined, critic, hf_prm, label, reference, rollout, symbolic  # noqa: E402,F401
 
 __all__ = ["PRMS", "PRMScorer", "StepScores", "make_prm"]

@@ -1,9 +1,10 @@
-"""Gold answers for problems that carry none: ProcessBench items, looked up in the GSM8K/MATH test files.
+"""Gold answers and reference solutions for problems that carry none, looked up in the GSM8K/MATH test files.
 
 ProcessBench's ``gsm8k`` and ``math`` problems are taken verbatim from the GSM8K and MATH *test*
 splits, so the problem text finds its gold answer there (exact match after stripping surrounding
 whitespace). Its ``olympiadbench`` and ``omnimath`` problems have no such file here: they get a
-:class:`MissingGoldAnswerError`, as does any text with no match.
+:class:`MissingGoldAnswerError`, as does any text with no match. :func:`find_reference` returns the
+whole test problem (worked ``solution`` and ``answer``), for the reference-guided checker.
 
 >>> from pathlib import Path
 >>> from prm_fire.problems import Problem
@@ -50,21 +51,8 @@ class GoldIndex:
         A missing file raises :class:`prm_fire.problems.DataError` naming it. When two test problems
         share a text with different answers the text is dropped from the index (ambiguous).
         """
-        data_dir = Path(data_dir)
-        answers: dict[str, str] = {}
-        clashes: set[str] = set()
-        for relative, fmt in TEST_FILES:
-            for problem in load_problems(data_dir / relative, format=fmt):
-                key = problem.question.strip()
-                if problem.answer is None:
-                    continue
-                if key in answers and answers[key] != problem.answer:
-                    clashes.add(key)
-                answers.setdefault(key, problem.answer)
-        for key in clashes:
-            del answers[key]
-        files = " + ".join(str(data_dir / r) for r, _ in TEST_FILES)
-        return cls(answers, files)
+        problems, origin = _test_problems(data_dir)
+        return cls({key: p.answer for key, p in problems.items() if p.answer is not None}, origin)
 
     def lookup(self, question: str) -> str | None:
         """The gold answer of this exact problem text, or None."""
@@ -86,6 +74,28 @@ class GoldIndex:
         return problem.model_copy(update={"answer": answer})
 
 
+def _test_problems(data_dir: str | Path) -> tuple[dict[str, Problem], str]:
+    """Stripped problem text -> test problem of ``data_dir``'s GSM8K/MATH test files (cached), and their names.
+
+    A text shared by two test problems with different answers is left out (ambiguous).
+    """
+    key = Path(data_dir).resolve()
+    if key not in _PROBLEMS:
+        problems: dict[str, Problem] = {}
+        clashes: set[str] = set()
+        for relative, fmt in TEST_FILES:
+            for problem in load_problems(key / relative, format=fmt):
+                text = problem.question.strip()
+                if text in problems and problems[text].answer != problem.answer:
+                    clashes.add(text)
+                problems.setdefault(text, problem)
+        for text in clashes:
+            del problems[text]
+        _PROBLEMS[key] = (problems, " + ".join(str(key / r) for r, _ in TEST_FILES))
+    return _PROBLEMS[key]
+
+
+_PROBLEMS: dict[Path, tuple[dict[str, Problem], str]] = {}
 _CACHE: dict[Path, GoldIndex] = {}
 
 
@@ -97,4 +107,32 @@ def fill_gold_answer(problem: Problem, data_dir: str | Path) -> Problem:
     return _CACHE[key].fill(problem)
 
 
-__all__ = ["GoldIndex", "MissingGoldAnswerError", "TEST_FILES", "fill_gold_answer"]
+class MissingReferenceError(ValueError):
+    """A problem has no worked reference solution and none could be found for it."""
+
+
+def find_reference(problem: Problem, data_dir: str | Path | None) -> Problem:
+    """The problem with a worked reference solution and answer: itself if it has both, else its test-file twin.
+
+    Raises :class:`MissingReferenceError` naming the problem when it has no solution and ``data_dir``
+    is None or its GSM8K/MATH test files hold no problem with the same text.
+    """
+    if problem.solution and problem.answer is not None:
+        return problem
+    if data_dir is None:
+        raise MissingReferenceError(
+            f"problem {problem.id!r} has no reference solution (set reference_data to the folder holding "
+            "gsm8k/test.jsonl and math/test.jsonl to look ProcessBench problems up)"
+        )
+    problems, origin = _test_problems(data_dir)
+    found = problems.get(problem.question.strip())
+    if found is None or not found.solution or found.answer is None:
+        raise MissingReferenceError(
+            f"problem {problem.id!r} has no reference solution and its text matches no problem of "
+            f"{origin} ({len(problems)} problems)"
+        )
+    return problem.model_copy(update={"solution": found.solution, "answer": found.answer})
+
+
+__all__ = ["GoldIndex", "MissingGoldAnswerError", "MissingReferenceError", "TEST_FILES", "fill_gold_answer",
+           "find_reference"]

@@ -407,6 +407,7 @@ def add_scored_response(
         prm=scores.prm,
         step_scores=list(scores.scores),
         first_error_index=scores.first_error_index,
+        step_reasons=scores.reasons,
     )
 
 

@@ -27,8 +27,8 @@ The checker is built to be **precise rather than greedy**: a false positive flag
   a hundredth and as a plain number; the claim is false only if false both ways.
 
 A step's score is 0 if any claim is false, else 1; the step **abstains** (score 1, ``abstained``)
-when no claim got a verdict. SymPy runs in a sandbox worker process (the grader's, see
-:mod:`prm_fire.grader`), one request per claim, each bounded by ``claim_timeout`` seconds: a claim
+when no claim got a verdict. SymPy runs in a worker process of the time-bounded sandbox
+(:mod:`prm_fire.sandbox`), one request per claim, each bounded by ``claim_timeout`` seconds: a claim
 such as ``9^{9^{9}} = 1`` times out, is recorded as ``timeout`` and counts as no verdict.
 
 >>> from prm_fire.problems import Problem
@@ -49,6 +49,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from prm_fire.problems import Problem
+from prm_fire.sandbox import Sandbox
 from prm_models import PRMS, StepScores
 
 Verdict = Literal["true", "false", "skipped", "timeout", "error"]
@@ -535,29 +536,13 @@ def _evaluate_request(request: dict) -> dict:
         return {"error": f"{type(exc).__name__}: {exc}"[:300]}
 
 
-def _serve_claims() -> None:
-    """Entry of the sandbox worker (run by the grader's worker command)."""
-    from prm_fire.grader import _serve
-
-    _evaluate_request({"lhs": "sqrt(Integer(8))", "rhs": "Rational('0.5')"})  # import SymPy before "ready"
-    _serve(_evaluate_request)
+def _claims_handler():
+    """The sandbox worker's handler (SymPy imported before the worker says "ready")."""
+    _evaluate_request({"lhs": "sqrt(Integer(8))", "rhs": "Rational('0.5')"})
+    return _evaluate_request
 
 
-_SANDBOX = None
-
-
-def _sandbox():
-    global _SANDBOX
-    if _SANDBOX is None:
-        import atexit
-        import os
-
-        from prm_fire.grader import _Sandbox
-
-        _SANDBOX = _Sandbox(script=__file__, entry="_serve_claims", what="sympy")
-        atexit.register(_SANDBOX.close)
-        os.register_at_fork(after_in_child=_SANDBOX.forget)
-    return _SANDBOX
+_SANDBOX = Sandbox(_claims_handler, what="sympy")
 
 
 def _needs_rounding(value: Decimal, decimals: int) -> bool:
@@ -595,7 +580,7 @@ def check_claim(claim: _Claim, config: SymbolicConfig) -> ClaimCheck:
         readings.append((claim.lhs.expr_plain, claim.rhs.expr_plain))  # 20% as 20
     last = ""
     for lhs, rhs in readings:
-        reply, error = _sandbox().call({"lhs": lhs, "rhs": rhs}, config.claim_timeout)
+        reply, error = _SANDBOX.call({"lhs": lhs, "rhs": rhs}, config.claim_timeout)
         if reply is None:
             return ClaimCheck(**record, verdict="timeout" if error and error.startswith("timeout") else "error",
                               reason=error)

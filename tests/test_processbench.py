@@ -17,7 +17,7 @@ from prm_fire.problems import DataError, load_processbench
 import prm_models.label  # noqa: F401  (registers "label")
 import prm_models.symbolic  # noqa: F401  (registers "symbolic")
 from prm_models import make_prm
-from prm_models.processbench import (
+from prm_fire.evaluation.processbench import (
     SWEEP,
     ItemResult,
     RunHeader,
@@ -155,3 +155,21 @@ def test_bad_input_is_reported(shared_data: Path, tmp_path: Path, capsys) -> Non
     assert main(["processbench", "--prm", "label", "--split", "gsm8k", "--data-dir", str(broken),
                  "--out", str(tmp_path / "y")]) == 2
     assert "field 'label'" in capsys.readouterr().err
+
+
+def test_a_seeded_sample_is_scored_in_drawn_order_and_named_in_the_header(shared_data: Path, tmp_path: Path) -> None:
+    from prm_fire.evaluation.processbench import sample_items
+
+    out = tmp_path / "label-sample"
+    args = ["processbench", "--prm", "label", "--split", "gsm8k", "--sample", "20", "--seed", "3",
+            "--data-dir", str(shared_data / "processbench"), "--out", str(out)]
+    assert main(args) == 0
+    lines = (tmp_path / "label-sample.jsonl").read_text().splitlines()
+    assert json.loads(lines[0])["sample"] == "20 items, seed 3"
+    expected = [item.problem.id for item in sample_items(load_processbench(_gsm8k(shared_data)), 20, 3)]
+    assert [json.loads(line)["id"] for line in lines[1:]] == expected
+    assert expected[:7] == [item.problem.id for item in sample_items(load_processbench(_gsm8k(shared_data)), 7, 3)]
+    assert sorted(expected) != expected  # drawn order, not file order
+    assert json.loads((tmp_path / "label-sample.json").read_text())["metrics"]["f1"] == 100.0
+    with pytest.raises(SystemExit):
+        main([*args, "--limit", "5"])  # --limit and --sample exclude each other

@@ -35,14 +35,18 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``processbench`` and its options."""
-    from prm_models.processbench import SPLITS
+    from prm_fire.evaluation.processbench import SPLITS
 
     p = sub.add_parser("processbench", help="evaluate a PRM on ProcessBench (first-error accuracy, F1)")
     p.add_argument("--prm", required=True, help="scorer name in the PRMS registry (label, symbolic, rollout, ...)")
     p.add_argument("--prm-option", action="append", default=[], metavar="KEY=VALUE",
                    help="a field of the scorer's config (repeatable); VALUE is JSON or a string")
     p.add_argument("--split", required=True, choices=SPLITS)
-    p.add_argument("--limit", type=int, help="score the first N items only")
+    subset = p.add_mutually_exclusive_group()
+    subset.add_argument("--limit", type=int, help="score the first N items only")
+    subset.add_argument("--sample", type=int, metavar="N",
+                        help="score N items drawn at random (seeded by --seed), in the drawn order")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--threshold", type=float, help="a step below it is wrong (default: the scorer's, else 0.5)")
     how.add_argument("--sweep", action="store_true", help="also report thresholds 0.05 ... 0.95 (no rescoring)")
@@ -55,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``prm-fire processbench``."""
     from prm_fire.problems import load_processbench
     from prm_models import make_prm
-    from prm_models.processbench import RunHeader, _fmt, evaluate, markdown, summarize
+    from prm_fire.evaluation.processbench import RunHeader, evaluate, markdown, percent_text, sample_items, summarize
 
     started = time.perf_counter()
     if args.limit is not None and args.limit < 1:
@@ -63,16 +67,20 @@ def run(args: argparse.Namespace) -> int:
     options = parse_options(args.prm_option)
     data = args.data_dir / f"{args.split}.json"
     items = load_processbench(data, limit=args.limit)
+    if args.sample is not None:
+        items = sample_items(items, args.sample, args.seed)
     scorer = make_prm(args.prm, options, items=items)
     threshold = args.threshold
     if threshold is None:
         threshold = getattr(getattr(scorer, "config", None), "threshold", 0.5)
     if not 0 <= threshold <= 1:
         raise ValueError(f"--threshold must be in [0, 1], got {threshold}")
-    stem = args.out or Path("results/processbench") / (
-        f"{args.prm}-{args.split}" + (f"-{args.limit}" if args.limit is not None else ""))
+    suffix = (f"-{args.limit}" if args.limit is not None else "") + (
+        f"-sample{args.sample}-seed{args.seed}" if args.sample is not None else "")
+    stem = args.out or Path("results/processbench") / f"{args.prm}-{args.split}{suffix}"
     results_path = stem.with_name(stem.name + ".jsonl")
-    header = RunHeader(prm=args.prm, options=options, data=str(data))
+    header = RunHeader(prm=args.prm, options=options, data=str(data),
+                       sample=None if args.sample is None else f"{args.sample} items, seed {args.seed}")
     results = evaluate(scorer, items, results_path, header, progress=True)
     summary = summarize(results, header, split=args.split, results_path=str(results_path), threshold=threshold,
                         do_sweep=args.sweep, wall_seconds=time.perf_counter() - started)
@@ -81,9 +89,9 @@ def run(args: argparse.Namespace) -> int:
     stem.with_name(stem.name + ".md").write_text(table)
     m = summary.metrics
     print(table)
-    print(f"F1 {_fmt(m.f1)}  (erroneous-subset accuracy {_fmt(m.acc_erroneous)}, all-correct accuracy "
-          f"{_fmt(m.acc_correct)}, threshold {m.threshold:g}, {m.items} items)")
+    print(f"F1 {percent_text(m.f1)}  (erroneous-subset accuracy {percent_text(m.acc_erroneous)}, all-correct accuracy "
+          f"{percent_text(m.acc_correct)}, threshold {m.threshold:g}, {m.items} items)")
     if summary.best is not None:
-        print(f"best swept threshold {summary.best.threshold:g}: F1 {_fmt(summary.best.f1)}")
+        print(f"best swept threshold {summary.best.threshold:g}: F1 {percent_text(summary.best.f1)}")
     print(f"results: {results_path}, {stem.name}.json, {stem.name}.md")
     return 0

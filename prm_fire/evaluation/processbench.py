@@ -23,6 +23,7 @@ cut short by the kill is dropped and its item scored again.
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -61,6 +62,7 @@ class RunHeader(BaseModel):
     prm: str
     options: dict[str, Any]
     data: str = Field(description="The ProcessBench file scored.")
+    sample: str | None = Field(default=None, description="The seeded random subset scored, if not the whole file.")
 
 
 class Metrics(BaseModel):
@@ -112,6 +114,23 @@ def compute_metrics(results: Iterable[ItemResult], threshold: float) -> Metrics:
 def sweep(results: Sequence[ItemResult], thresholds: Iterable[float] = SWEEP) -> list[Metrics]:
     """:func:`compute_metrics` at every threshold (from the stored scores; nothing is rescored)."""
     return [compute_metrics(results, t) for t in thresholds]
+
+
+def sample_items(items: Sequence[ProcessBenchItem], n: int, seed: int) -> list[ProcessBenchItem]:
+    """The first ``n`` items of the file shuffled with ``random.Random(seed)``, in that shuffled order.
+
+    Scoring follows this order, so the first M items scored of a sample are the sample of size M with
+    the same seed: a run stopped early is still a seeded random subset (not the file's first part,
+    which in ProcessBench holds the erroneous items first).
+
+    >>> sample_items(list("abcdefgh"), 3, 0), sample_items(list("abcdefgh"), 5, 0)  # any sequence works
+    (['e', 'b', 'f'], ['e', 'b', 'f', 'c', 'a'])
+    """
+    if not 1 <= n <= len(items):
+        raise ValueError(f"--sample must be between 1 and the {len(items)} items of the split, got {n}")
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    return [items[i] for i in order[:n]]
 
 
 # --- scoring with a resumable JSONL file -------------------------------------------------------------
@@ -210,6 +229,7 @@ class Summary(BaseModel):
     options: dict[str, Any]
     split: str
     data: str
+    sample: str | None = Field(default=None, description="The seeded random subset scored, if not the whole file.")
     results: str = Field(description="The per-item JSONL file.")
     items: int
     metrics: Metrics = Field(description="At the chosen threshold.")
@@ -228,7 +248,8 @@ def summarize(
     swept = sweep(results) if do_sweep else []
     flags = [a for r in results if r.abstained is not None for a in r.abstained]
     return Summary(
-        prm=header.prm, options=header.options, split=split, data=header.data, results=results_path,
+        prm=header.prm, options=header.options, split=split, data=header.data, sample=header.sample,
+        results=results_path,
         items=len(results), metrics=compute_metrics(results, threshold), sweep=swept,
         best=max(swept, key=lambda m: -1.0 if m.f1 is None else m.f1) if swept else None,
         abstained_steps=sum(flags) / len(flags) if flags else None,
@@ -236,7 +257,12 @@ def summarize(
     )
 
 
-def _fmt(value: float | None) -> str:
+def percent_text(value: float | None) -> str:
+    """A percentage with one decimal, ``n/a`` for None.
+
+    >>> percent_text(47.91), percent_text(None)
+    ('47.9', 'n/a')
+    """
     return "n/a" if value is None else f"{value:.1f}"
 
 
@@ -246,14 +272,15 @@ def markdown(summary: Summary) -> str:
             "|---|---|---|---|---|---|---|\n")
 
     def row(m: Metrics) -> str:
-        return (f"| {summary.prm} | {summary.split} | {m.items} | {_fmt(m.acc_erroneous)} "
-                f"({m.erroneous_correct}/{m.erroneous}) | {_fmt(m.acc_correct)} ({m.all_correct_correct}/"
-                f"{m.all_correct}) | {_fmt(m.f1)} | {m.threshold:g} |\n")
+        return (f"| {summary.prm} | {summary.split} | {m.items} | {percent_text(m.acc_erroneous)} "
+                f"({m.erroneous_correct}/{m.erroneous}) | {percent_text(m.acc_correct)} ({m.all_correct_correct}/"
+                f"{m.all_correct}) | {percent_text(m.f1)} | {m.threshold:g} |\n")
 
     text = head + row(summary.metrics)
     if summary.sweep:
         text += "\nThreshold sweep (from the stored scores):\n\n" + head + "".join(row(m) for m in summary.sweep)
-    notes = [f"options: `{json.dumps(summary.options)}`", f"data: `{summary.data}`",
+    notes = [f"options: `{json.dumps(summary.options)}`",
+             f"data: `{summary.data}`" + (f" (random sample: {summary.sample})" if summary.sample else ""),
              f"scoring time {summary.scoring_seconds:.1f} s (sum over items), wall time {summary.wall_seconds:.1f} s"]
     if summary.abstained_steps is not None:
         notes.append(f"abstained on {100 * summary.abstained_steps:.1f}% of steps")
@@ -262,5 +289,5 @@ def markdown(summary: Summary) -> str:
 
 __all__ = [
     "ItemResult", "Metrics", "RunHeader", "SPLITS", "SWEEP", "Summary", "compute_metrics", "evaluate",
-    "markdown", "predict", "score_item", "summarize", "sweep",
+    "markdown", "percent_text", "predict", "sample_items", "score_item", "summarize", "sweep",
 ]

@@ -1,0 +1,52 @@
+"""prm_models/combined.py: cheap checks first, the expensive scorer (a real model) only where they abstain."""
+
+from __future__ import annotations
+
+import pytest
+
+from prm_fire.problems import find_problem, load_problems
+from prm_models import make_prm
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    from prm_fire.generators import make_generator
+
+    return make_generator("hf", "smollm2-135m")
+
+
+@pytest.fixture(scope="module")
+def natalia(shared_data):
+    return find_problem(load_problems(shared_data / "gsm8k" / "train.jsonl", limit=1), "gsm8k/train/0")
+
+
+def test_evidence_from_the_cheap_check_is_kept_and_its_silence_escalates_to_the_model(natalia, smollm2) -> None:
+    combo = make_prm("combined", {"cheap": ["reference"], "expensive": "critic",
+                                  "options": {"critic": {"k": 3, "max_new_tokens": 6}}}, generator=smollm2)
+    correct = ["She sold 48/2 = 24 clips in May.", "Altogether 48 + 24 = 72 clips.", "#### 72"]
+    kept = combo.score(natalia, correct)  # the answer matches the reference: evidence, no model call
+    assert (kept.used, kept.escalated, [s.prm for s in kept.stages]) == ("reference", False, ["reference"])
+    assert kept.first_error_index is None and kept.decided
+
+    slip = ["She sold 48/2 = 25 clips in May.", "Altogether 48 + 25 = 73 clips.", "#### 73"]
+    flagged = combo.score(natalia, slip)  # false arithmetic at step 0: evidence
+    assert (flagged.used, flagged.escalated, flagged.first_error_index) == ("reference", False, 0)
+    assert flagged.reasons[0][0].startswith("arithmetic:")
+
+    wrong = ["In May she sold 48/2 = 24 clips.", "Only May counts, so the answer is 24.", "#### 24"]
+    escalated = combo.score(natalia, wrong)  # wrong answer, no rule fired: the critic decides
+    assert escalated.escalated and [s.prm for s in escalated.stages] == ["reference", "critic"]
+    critic = escalated.details["critic"]
+    assert len(critic["votes"]) == 3 and critic["model"] == "smollm2-135m"
+    if critic["verdict"] is not None:
+        assert escalated.used == "critic" and escalated.decided
+    else:  # no reply parsed: the reference checker's wrong-answer guess stands
+        assert escalated.used == "reference" and escalated.first_error_index == 0 and not escalated.decided
+    assert all(s.seconds >= 0 for s in escalated.stages)
+
+
+def test_bad_combinations_are_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="unknown PRM scorer 'nope'"):
+        make_prm("combined", {"cheap": ["nope"]})
+    with pytest.raises(ValueError, match=r"options given for scorers not in the combination: \['symbolic'\]"):
+        make_prm("combined", {"cheap": ["reference"], "options": {"symbolic": {}}})
