@@ -1,5 +1,10 @@
 """Branching throughput: n branches of 128 tokens from one ~300-token prefix, backends side by side.
 
+The ``*-8sets-*`` rows measure many branch sets per engine call: 8 sets (4 GSM8K test prefixes, chat
+prompt + the first 2 solution lines, x FIRE and regular, n each, own seeds) served by one
+``branch_many`` call (``one-call``) against the same 8 sets sent one ``branch_ids`` call after another
+(``one-by-one``); both draw the same branches, so the tokens/s ratio is the wall-time ratio.
+
 Every row runs in its own subprocess (so its peak memory is its own): HF rows with this python, vLLM
 rows with the vLLM virtual environment's python (``--vllm-python``, default
 ``~/.cache/prm-fire/venv-vllm/bin/python``, made by ``.ci/vllm.sh``). Each row loads its model, runs
@@ -10,6 +15,7 @@ Usage::
 
     python benchmarks/branching.py                       # both models, every row
     python benchmarks/branching.py --models smollm2-135m --rows hf-naive,hf-fire
+    python benchmarks/branching.py --rows hf-8sets-one-call,hf-8sets-one-by-one --out benchmarks/results/x.json
 
 Adding a backend: append :class:`Row` entries to ``ROWS`` (a function ``setup(model_key, args)`` that
 loads the model and returns a callable that generates once with the given number of new tokens and
@@ -33,6 +39,8 @@ from typing import Callable
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "branching.json"
 DATA = REPO.parent / "shared" / "data" / "math" / "test.jsonl"
+GSM8K = REPO.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
+SET_PREFIXES = 4  # GSM8K prefixes of the *-8sets-* rows, each branched with FIRE and regular
 PROBLEM_ID = "test/algebra/2240.json"  # Level 2; chat prompt + its first 3 solution lines ~290 tokens
 POINT = "line4"  # keep 3 solution lines, branch at the 4th
 MODELS = ["smollm2-135m", "qwen2.5-coder-0.5b"]
@@ -72,6 +80,17 @@ def workload(model: str):
     problem = find_problem(load_problems(DATA), PROBLEM_ID)
     prefix = build_prefix(problem.solution, POINT, problem_id=problem.id)
     return build_messages(problem), prefix.text
+
+
+def set_workload() -> list[tuple]:
+    """The ``*-8sets-*`` prefixes: (messages, prefix text) of the first GSM8K test problems whose
+    reference solution has at least 3 lines, its first 2 lines kept."""
+    from prm_fire.prefixes import build_prefix
+    from prm_fire.problems import load_problems
+    from prm_fire.prompts import build_messages
+
+    problems = [p for p in load_problems(GSM8K, limit=50) if len(p.solution.splitlines()) >= 3][:SET_PREFIXES]
+    return [(build_messages(p), build_prefix(p.solution, "line3", problem_id=p.id).text) for p in problems]
 
 
 def _sampling(method: str, args: argparse.Namespace, seed: int = 0):
@@ -124,6 +143,36 @@ def _setup_ours(backend: str, method: str) -> Callable[[str, argparse.Namespace]
     return setup
 
 
+def _setup_sets(backend: str, together: bool) -> Callable[[str, argparse.Namespace], Runner]:
+    """8 branch sets (SET_PREFIXES prefixes x FIRE/regular): one ``branch_many`` call, or one call each."""
+
+    def setup(model: str, args: argparse.Namespace) -> Runner:
+        from prm_fire.generators import make_generator
+        from prm_fire.records import BranchRequest
+
+        options = {"n_threads": int(os.environ.get("LLAMACPP_THREADS", "2"))} if backend == "llamacpp" else {}
+        gen = make_generator(backend, model, **options)
+        prompts = [gen.encode(*cut) for cut in set_workload()]
+        calls = iter(range(1_000_000))
+
+        def run(new_tokens: int) -> int:
+            call = next(calls)
+            requests = [
+                BranchRequest(prompt_ids=ids, n=args.n, sampling=_sampling(method, args, 100 * call + 2 * k + m)
+                              .model_copy(update={"max_new_tokens": new_tokens}))
+                for k, ids in enumerate(prompts) for m, method in enumerate(("fire", "regular"))
+            ]
+            if together:
+                sets = gen.branch_many(requests)
+            else:
+                sets = [gen.branch_ids(r.prompt_ids, r.n, r.sampling) for r in requests]
+            return sum(_generated(branches) for branches in sets)
+
+        return run
+
+    return setup
+
+
 # ----------------------------------------------------------------------------------------- vLLM rows
 def setup_vllm_raw(model: str, args: argparse.Namespace) -> Runner:
     """Plain vLLM: one request with ``SamplingParams(n=...)`` on the same token-id prompt and engine."""
@@ -173,6 +222,13 @@ ROWS: list[Row] = [
     Row("llamacpp-regular", "main", "our llama.cpp backend, regular", _setup_llamacpp("regular")),
     Row("llamacpp-fire", "main", "our llama.cpp backend, FIRE", _setup_llamacpp("fire")),
 ]
+for _backend, _python in (("hf", "main"), ("vllm", "vllm"), ("llamacpp", "main")):
+    ROWS += [
+        Row(f"{_backend}-8sets-one-call", _python, f"{_backend}: 8 branch sets in one call",
+            _setup_sets(_backend, True)),
+        Row(f"{_backend}-8sets-one-by-one", _python, f"{_backend}: the same 8 sets one call after another",
+            _setup_sets(_backend, False)),
+    ]
 
 RATIOS: list[Ratio] = [
     Ratio("HF: FIRE cost / regular cost", "hf-fire", "hf-regular", "cost", "<= 1.05"),
@@ -184,6 +240,12 @@ RATIOS: list[Ratio] = [
     Ratio("llama.cpp: FIRE cost / regular cost", "llamacpp-fire", "llamacpp-regular", "cost", "<= 1.05"),
     Ratio("llama.cpp: ours FIRE n branches / single stream (speed)", "llamacpp-fire", "llamacpp-single", "speed", ">= 2"),
     Ratio("llama.cpp FIRE / HF FIRE (speed)", "llamacpp-fire", "hf-fire", "speed", ">= 1"),
+    Ratio("HF: 8 sets in one call / one after another (speed)", "hf-8sets-one-call", "hf-8sets-one-by-one",
+          "speed", ">= 1"),
+    Ratio("vLLM: 8 sets in one call / one after another (speed)", "vllm-8sets-one-call", "vllm-8sets-one-by-one",
+          "speed", ">= 2"),
+    Ratio("llama.cpp: 8 sets in one call / one after another (speed)", "llamacpp-8sets-one-call",
+          "llamacpp-8sets-one-by-one", "speed", ">= 1"),
 ]
 
 
@@ -247,7 +309,9 @@ def run_row(row: Row, model: str, args: argparse.Namespace) -> dict:
     cmd = [python, __file__, "--worker", row.name, "--model", model, "--n", str(args.n),
            "--new-tokens", str(args.new_tokens), "--repeats", str(args.repeats),
            "--temperature", str(args.temperature), "--warmup-tokens", str(args.warmup_tokens)]
-    env = {**os.environ, "TQDM_DISABLE": "1"}
+    # PYTHONPATH: the rows measure this checkout, not whichever copy of prm_fire is installed.
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": path}
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:

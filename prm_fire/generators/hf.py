@@ -8,14 +8,16 @@ rows that drew EOS leave the batch.
 
 from __future__ import annotations
 
+import inspect
 import re
 from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
 from prm_fire.generators import GENERATORS
-from prm_fire.generators.base import Branch, ChatBackend, DecodeState
-from prm_fire.sampling import SamplingConfig, branch_seed, draw, first_tokens, guard_vocab, regular_logits
+from prm_fire.generators.base import ChatBackend, DecodeState, Rows
+from prm_fire.records import Branch, BranchRequest
+from prm_fire.sampling import first_tokens, guard_vocab, regular_draw
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -75,51 +77,129 @@ class HFGenerator(ChatBackend):
         self.progress = progress
         self.vocab_size = real_vocab_size(self.tokenizer)
         self.eos = eos_ids(self.model, self.tokenizer)
+        # transformers >= 5.20 names the cache argument ``cache`` (``past_key_values`` is deprecated).
+        params = inspect.signature(self.model.forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
 
-    def branch_ids(self, prompt_ids: list[int], n: int, sampling: SamplingConfig) -> list[Branch]:
-        """``n`` branches continuing the token ids ``prompt_ids`` (prompt + prefix, already encoded)."""
+    def _branch_many(self, requests: list[BranchRequest]) -> list[list[Branch]]:
+        """Every request's branches from one batched decode (see the module docstring)."""
         import torch
 
-        self.check_request(prompt_ids, n)
+        rows = Rows(requests)
         with torch.inference_mode():
-            first, first_raw, first_sampled, rows, finish = self._decode(prompt_ids, n, sampling)
-        return self.records(sampling.method, first, first_raw, first_sampled, rows, finish)
+            first, raw_lp, sampled_lp, tokens, finish = self._decode(rows)
+        return self.records_many(rows, first, raw_lp, sampled_lp, tokens, finish)
 
-    def _forward(self, ids: torch.Tensor, cache: Any | None) -> tuple[torch.Tensor, Any]:
-        out = self.model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
-        return guard_vocab(out.logits[:, -1].float(), self.vocab_size), out.past_key_values
+    def _forward(self, ids: torch.Tensor, cache: Any, mask: torch.Tensor | None = None,
+                 positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Guarded logits after the last token of each row of ``ids``; ``cache`` grows in place."""
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                         logits_to_keep=1, **{self._cache_arg: cache})
+        return guard_vocab(out.logits[:, -1].float(), self.vocab_size)
 
-    def _decode(self, prompt_ids: list[int], n: int, cfg: SamplingConfig) -> tuple[Any, ...]:
+    def _prefill(self, prompt_ids: tuple[int, ...]) -> tuple[torch.Tensor, Any]:
+        """One prompt alone: its next-token logits [vocab] and its KV cache."""
+        import torch
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.model.config)
+        return self._forward(torch.tensor([prompt_ids]), cache)[0], cache
+
+    def _decode(self, rows: Rows) -> tuple[Any, ...]:
+        """The FIRE step for every row of ``rows``: prefill, first tokens, then regular decoding together."""
         import torch
 
-        generators = [torch.Generator().manual_seed(branch_seed(cfg.seed, i)) for i in range(n)]
-        greedy = cfg.temperature == 0
+        requests, generators = rows.requests, rows.generators()
+        # Prefill each distinct prompt once, alone (requests on the same prefix share it).
+        prompts = {tuple(req.prompt_ids): None for req in requests}
+        for ids in prompts:
+            prompts[ids] = self._prefill(ids)
 
-        # Prefill the shared prefix once.
-        logits, cache = self._forward(torch.tensor([prompt_ids]), None)
-        logits = logits.expand(n, -1)
+        # First tokens: hot (FIRE) or regular, from each request's prefill logits.
+        first, raw_lp, sampled_lp = [0] * len(rows), [0.0] * len(rows), [0.0] * len(rows)
+        for r, req in enumerate(requests):
+            s, n = rows.start[r], req.n
+            logits = prompts[tuple(req.prompt_ids)][0].expand(n, -1)
+            token, raw, sampled = first_tokens(logits, req.sampling, generators[s : s + n])
+            first[s : s + n], raw_lp[s : s + n], sampled_lp[s : s + n] = token.tolist(), raw, sampled
 
-        # First token: hot (FIRE) or regular.
-        token, raw_lp, sampled_lp = first_tokens(logits, cfg, generators)
-        first = token.tolist()
-
-        # The n branches share one copy of the prefix cache each; then regular decoding in one batch.
-        cache.batch_repeat_interleave(n)
-        state = DecodeState(n)
-        bar = tqdm(total=cfg.max_new_tokens, desc=f"{cfg.method} x{n}", unit="step", disable=not self.progress)
-        for step in range(cfg.max_new_tokens):
-            bar.update()
-            if step > 0:
-                logits, cache = self._forward(token[:, None], cache)
-                if not greedy:
-                    logits = regular_logits(logits, cfg)
-                token = draw(logits, [generators[i] for i in state.alive], greedy=greedy)
-            keep, ended = state.take(token.tolist(), self.eos)
-            if ended:
-                if not state.alive:
-                    break
-                index = torch.tensor(keep)
-                token = token[index]
-                cache.batch_select_indices(index)
-        bar.close()
+        # Rows still running after their first token decode together, regular rule of their own request.
+        state = DecodeState(len(rows), budgets=rows.budgets())
+        state.take(first, self.eos)
+        if state.alive:
+            batch = _PaddedBatch([tuple(requests[rows.owner[j]].prompt_ids) for j in state.alive], prompts,
+                                 self.model.config)
+            token = torch.tensor([first[j] for j in state.alive])
+            cfgs = [rows.sampling(j) for j in range(len(rows))]
+            steps = max(rows.budgets())
+            bar = tqdm(total=steps, desc=f"{len(requests)} requests x{len(rows)}", unit="step",
+                       disable=not self.progress)
+            while state.alive:
+                bar.update()
+                logits = self._forward(token[:, None], batch.cache, *batch.step())
+                token = regular_draw(logits, [cfgs[j] for j in state.alive], [generators[j] for j in state.alive])
+                keep, ended = state.take(token.tolist(), self.eos)
+                if ended and state.alive:
+                    index = torch.tensor(keep)
+                    token = token[index]
+                    batch.select(index)
+            bar.close()
         return first, raw_lp, sampled_lp, state.rows, state.finish
+
+
+class _PaddedBatch:
+    """The KV cache, attention mask and positions of rows continuing prompts of different lengths.
+
+    Row j continues ``prompt_of_row[j]``; its cache is a copy of that prompt's prefill cache, left-padded
+    to the longest prompt (the mask hides the padding, positions run on from the row's own prompt
+    length). Columns no remaining row uses are dropped as rows leave, so when only rows of one prompt
+    remain there is no padding and no mask.
+    """
+
+    def __init__(self, prompt_of_row: list[tuple[int, ...]], prefilled: dict[tuple[int, ...], Any], config: Any):
+        import torch
+        from torch.nn.functional import pad
+        from transformers import DynamicCache
+
+        used = list(dict.fromkeys(prompt_of_row))
+        width = max(len(p) for p in used)
+        index = torch.tensor([used.index(p) for p in prompt_of_row])
+        layers = []
+        for layer in range(len(prefilled[used[0]][1].layers)):
+            kv = []
+            for part in ("keys", "values"):
+                padded = [pad(getattr(prefilled[p][1].layers[layer], part), (0, 0, width - len(p), 0)) for p in used]
+                kv.append(torch.cat(padded)[index])
+            layers.append(tuple(kv))
+        self.cache = DynamicCache(ddp_cache_data=layers, config=config)
+        lengths = torch.tensor([len(p) for p in prompt_of_row])
+        self.positions = lengths.clone()
+        self.mask: torch.Tensor | None = None
+        if (lengths < width).any():
+            self.mask = torch.arange(width)[None, :] >= (width - lengths)[:, None]
+
+    def step(self) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """(attention mask, position ids) for feeding one more token per row; advances the positions."""
+        import torch
+
+        positions = self.positions[:, None]
+        self.positions = self.positions + 1
+        if self.mask is not None:
+            self.mask = torch.cat([self.mask, self.mask.new_ones(len(self.mask), 1)], dim=1)
+            return self.mask.long(), positions
+        return None, positions
+
+    def select(self, index: torch.Tensor) -> None:
+        """Keep the rows ``index``; drop leading cache columns that only padding fills."""
+        self.cache.batch_select_indices(index)
+        self.positions = self.positions[index]
+        if self.mask is None:
+            return
+        self.mask = self.mask[index]
+        unused = int(self.mask.any(0).int().argmax())  # leading columns no row attends to
+        if unused:
+            self.mask = self.mask[:, unused:]
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys[:, :, unused:], layer.values[:, :, unused:]
+        if self.mask.all():
+            self.mask = None
