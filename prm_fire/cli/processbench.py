@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from prm_fire.cli.checks import Problems, at_least, fraction
+
 def parse_options(pairs: list[str]) -> dict[str, Any]:
     """``["m=4", "estimate=soft"]`` -> ``{"m": 4, "estimate": "soft"}`` (values as JSON when they parse).
 
@@ -42,35 +44,84 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prm-option", action="append", default=[], metavar="KEY=VALUE",
                    help="a field of the scorer's config (repeatable); VALUE is JSON or a string")
     p.add_argument("--split", required=True, choices=SPLITS)
-    p.add_argument("--limit", type=int, help="score the first N items only")
+    p.add_argument("--limit", type=at_least(1), help="score the first N items only (>= 1)")
     how = p.add_mutually_exclusive_group()
-    how.add_argument("--threshold", type=float, help="a step below it is wrong (default: the scorer's, else 0.5)")
+    how.add_argument("--threshold", type=fraction,
+                     help="a step below it is wrong, in [0, 1] (default: the scorer's, else 0.5)")
     how.add_argument("--sweep", action="store_true", help="also report thresholds 0.05 ... 0.95 (no rescoring)")
     p.add_argument("--data-dir", type=Path, default=Path("../shared/data/processbench"),
                    help="folder of <split>.json files")
     p.add_argument("--out", type=Path, help="results stem (default results/processbench/<prm>-<split>[-<N>])")
 
 
+def _stem(args: argparse.Namespace) -> Path:
+    return args.out or Path("results/processbench") / (
+        f"{args.prm}-{args.split}" + (f"-{args.limit}" if args.limit is not None else ""))
+
+
+def check(args: argparse.Namespace) -> tuple[dict[str, Any], Path, list]:
+    """Check the scorer name and options, a model/backend they name, and the data file; nothing is built."""
+    from pydantic import ValidationError
+
+    from prm_fire.preflight import InputError, check_backend, check_model
+    from prm_fire.problems import DataError, load_processbench
+    from prm_models import PRMS
+
+    problems = Problems()
+    options, items = {}, []
+    with problems.check():
+        try:
+            cls = PRMS.get(args.prm)
+        except KeyError as err:
+            raise InputError(f"--prm: {err.args[0]}") from None
+        try:
+            options = parse_options(args.prm_option)
+            config = cls.Config.model_validate(options)
+        except ValueError as err:  # pydantic's ValidationError is a ValueError
+            if isinstance(err, ValidationError):
+                first = err.errors()[0]
+                raise InputError(f"--prm-option {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+            raise InputError(str(err)) from None
+        backend, model = getattr(config, "backend", None), getattr(config, "model", None)
+        if isinstance(backend, str):
+            check_backend(backend, where="--prm-option backend")
+        if isinstance(model, str):
+            check_model(model, where="--prm-option model")
+    data = args.data_dir / f"{args.split}.json"
+    with problems.check():
+        if data.is_dir() or not data.exists():
+            raise InputError(f"--data-dir/--split: {data}: {'is a folder' if data.is_dir() else 'no such file'}")
+        try:
+            items = load_processbench(data, limit=args.limit)
+        except DataError as err:
+            raise InputError(f"--data-dir/--split: {err}") from None
+    problems.raise_if_any()
+    return options, data, items
+
+
+def standing(args: argparse.Namespace) -> str:
+    """How many items the results file holds (each scored item is a line), and how to resume."""
+    from prm_fire.journal import complete_lines
+
+    results = _stem(args).with_name(_stem(args).name + ".jsonl")
+    scored = max(len(complete_lines(results)) - 1, 0)  # the first line is the run's header
+    return f"{results} holds {scored} scored items; rerun the same command to resume"
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``prm-fire processbench``."""
-    from prm_fire.problems import load_processbench
     from prm_models import make_prm
     from prm_models.processbench import RunHeader, _fmt, evaluate, markdown, summarize
 
     started = time.perf_counter()
-    if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be >= 1, got {args.limit}")
-    options = parse_options(args.prm_option)
-    data = args.data_dir / f"{args.split}.json"
-    items = load_processbench(data, limit=args.limit)
+    options, data, items = check(args)
     scorer = make_prm(args.prm, options, items=items)
     threshold = args.threshold
     if threshold is None:
         threshold = getattr(getattr(scorer, "config", None), "threshold", 0.5)
     if not 0 <= threshold <= 1:
         raise ValueError(f"--threshold must be in [0, 1], got {threshold}")
-    stem = args.out or Path("results/processbench") / (
-        f"{args.prm}-{args.split}" + (f"-{args.limit}" if args.limit is not None else ""))
+    stem = _stem(args)
     results_path = stem.with_name(stem.name + ".jsonl")
     header = RunHeader(prm=args.prm, options=options, data=str(data))
     results = evaluate(scorer, items, results_path, header, progress=True)
