@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         report(err.lines)
         return 2
     except (ValueError, KeyError, FileNotFoundError, ModelError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        report([str(message)])
+        message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
+        report(["; ".join(line.strip() for line in message.splitlines() if line.strip())])  # one line
         return 2
 
 

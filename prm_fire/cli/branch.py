@@ -57,8 +57,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--id", help=f"problem id in --data (default: {DEFAULT_PROBLEM} without --data, "
                      "else the file's first problem)")
     resp = src.add_mutually_exclusive_group()
-    resp.add_argument("--response", help="the response to cut (default: sampled greedily by the model)")
+    resp.add_argument("--response", help="the response to cut (default: see --response-from)")
     resp.add_argument("--response-file", type=Path, help="file holding the response to cut")
+    resp.add_argument("--response-from", choices=["solution", "model"],
+                      help="without --response: cut the problem's reference solution, or a response the model "
+                           "writes greedily (default: the solution when the problem has one, else the model)")
     src.add_argument("--response-max-new-tokens", type=field_value(SamplingConfig, "max_new_tokens", method="regular"),
                      default=512, help="length limit of the sampled base response")
     src.add_argument("--point", type=point, default="line2", help="insertion point: line1, line2, line3, ... or prm")
@@ -76,10 +79,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 @dataclass(frozen=True)
 class Plan:
-    """What the checks found: the problem, the given response (None: to be sampled), the model's shape."""
+    """What the checks found: the problem and the response to cut (None: the model writes it)."""
 
     problem: Problem
     response: str | None
+    origin: str
 
 
 def check(args: argparse.Namespace) -> Plan:
@@ -105,6 +109,12 @@ def check(args: argparse.Namespace) -> Plan:
             response = read_text(args.response_file, where="--response-file")
         elif args.response is not None:
             response = args.response
+        elif args.response_from != "model" and problem is not None and problem.solution:
+            response = problem.solution
+        elif args.response_from == "solution" and problem is not None:
+            from prm_fire.preflight import InputError
+
+            raise InputError(f"--response-from solution: problem {problem.id!r} has no reference solution")
     with problems.check():
         if args.point == "prm" and args.first_error is None:
             from prm_fire.preflight import InputError
@@ -132,7 +142,9 @@ def check(args: argparse.Namespace) -> Plan:
             ]
         check_requests(shape, requests, n=args.n, bytes_per_value=kv_bytes(args.backend, {}))
     problems.raise_if_any()
-    return Plan(problem=problem, response=response)
+    given = args.response is not None or args.response_file is not None
+    origin = "given" if given else "dataset" if response is not None else f"sampled:{args.model}"
+    return Plan(problem=problem, response=response, origin=origin)
 
 
 def standing(args: argparse.Namespace) -> str:
@@ -178,7 +190,8 @@ def run(args: argparse.Namespace) -> int:
     tree = new_tree(problem)
 
     if plan.response is not None:
-        text, origin, grade, verdict = plan.response, "given", None, ""
+        text, origin, grade = plan.response, plan.origin, None
+        verdict = " (the problem's reference solution)" if origin == "dataset" else ""
     else:
         print(f"sampling a base response greedily with {args.model} ...")
         greedy = SamplingConfig(method="regular", temperature=0, max_new_tokens=args.response_max_new_tokens)
