@@ -51,6 +51,31 @@ def check_model(name: str, *, where: str = "--model") -> ModelShape:
         raise InputError(f"{where}: {err}") from None
 
 
+def check_prm(name: str, options: dict, *, where: str = "--prm", where_options: str = "--prm-option") -> None:
+    """The PRM is registered, its options pass its ``Config``, and a backend or model they name exists.
+
+    Nothing is built (:func:`prm_models.make_prm` builds the scorer later).
+    """
+    from pydantic import ValidationError
+
+    from prm_models import PRMS
+
+    try:
+        cls = PRMS.get(name)
+    except KeyError as err:
+        raise InputError(f"{where}: {err.args[0]}") from None
+    try:
+        config = cls.Config.model_validate(options)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise InputError(f"{where_options} {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    backend, model = getattr(config, "backend", None), getattr(config, "model", None)
+    if isinstance(backend, str):
+        check_backend(backend, where=f"{where_options} backend")
+    if isinstance(model, str):
+        check_model(model, where=f"{where_options} model")
+
+
 def read_problems(path: str | Path, *, where: str = "--data") -> list[Problem]:
     """The problems of a data file; a missing file, a folder or a bad line is one line naming it."""
     path = Path(path)

@@ -120,7 +120,7 @@ def _cases(tmp_path: Path, shared_data: Path) -> list[tuple[str, list[str], str]
         ("config-prm", ["table5", "--config", _config(tmp_path, shared_data, "prm", **{'name = "rollout"': 'name = "oracle"'})],
          "config prm: prm.name: unknown PRM scorer 'oracle'"),
         ("config-prm-option", ["table5", "--config", _config(tmp_path, shared_data, "opt", **{"m = 1": "m = 0"})],
-         "config opt: prm.options.m"),
+         "config opt: prm.options m: "),
         ("config-model", ["table5", "--config", _config(tmp_path, shared_data, "mod", **{'model = "smollm2-135m"\nbackend': 'model = "smollm3"\nbackend'})],
          "config mod: model: model 'smollm3'"),
         ("data-override-folder", ["table5", "--config", ok, "--data", str(tmp_path)], "--data: "),

@@ -17,6 +17,7 @@ from typing import Any
 
 from prm_fire.cli.checks import Problems, at_least, fraction
 
+
 def parse_options(pairs: list[str]) -> dict[str, Any]:
     """``["m=4", "estimate=soft"]`` -> ``{"m": 4, "estimate": "soft"}`` (values as JSON when they parse).
 
@@ -61,32 +62,17 @@ def _stem(args: argparse.Namespace) -> Path:
 
 def check(args: argparse.Namespace) -> tuple[dict[str, Any], Path, list]:
     """Check the scorer name and options, a model/backend they name, and the data file; nothing is built."""
-    from pydantic import ValidationError
-
-    from prm_fire.preflight import InputError, check_backend, check_model
+    from prm_fire.preflight import InputError, check_prm
     from prm_fire.problems import DataError, load_processbench
-    from prm_models import PRMS
 
     problems = Problems()
     options, items = {}, []
     with problems.check():
         try:
-            cls = PRMS.get(args.prm)
-        except KeyError as err:
-            raise InputError(f"--prm: {err.args[0]}") from None
-        try:
             options = parse_options(args.prm_option)
-            config = cls.Config.model_validate(options)
-        except ValueError as err:  # pydantic's ValidationError is a ValueError
-            if isinstance(err, ValidationError):
-                first = err.errors()[0]
-                raise InputError(f"--prm-option {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        except ValueError as err:
             raise InputError(str(err)) from None
-        backend, model = getattr(config, "backend", None), getattr(config, "model", None)
-        if isinstance(backend, str):
-            check_backend(backend, where="--prm-option backend")
-        if isinstance(model, str):
-            check_model(model, where="--prm-option model")
+        check_prm(args.prm, options)
     data = args.data_dir / f"{args.split}.json"
     with problems.check():
         if data.is_dir() or not data.exists():

@@ -78,8 +78,8 @@ def check(args: argparse.Namespace):
     from prm_fire.experiments.dataset import DatasetItem, select_problems
     from prm_fire.experiments.insertion import journal_path
     from prm_fire.journal import read_journal
-    from prm_fire.preflight import InputError, Request, check_backend, check_model, check_requests, kv_bytes, \
-        read_problems
+    from prm_fire.preflight import InputError, Request, check_backend, check_model, check_prm, check_requests, \
+        kv_bytes, read_problems
     from prm_fire.prompts import build_messages
 
     config = _config(args)
@@ -96,7 +96,8 @@ def check(args: argparse.Namespace):
                     raise InputError(f"{data_flag}: {err}") from None
     if args.stage in ("all", "dataset"):
         with problems.check():
-            _check_prm(config)
+            where = f"config {config.name}: prm"
+            check_prm(config.prm.name, config.prm.options, where=f"{where}.name", where_options=f"{where}.options")
     if args.stage == "insertion":
         dataset = config.run_dir / "dataset.jsonl"
         with problems.check():
@@ -139,28 +140,6 @@ def check(args: argparse.Namespace):
                            where="insertion.n" if args.stage != "pass-rate" else "--samples")
     problems.raise_if_any()
     return config
-
-
-def _check_prm(config) -> None:
-    """The PRM is registered, its options valid, and a model it names exists (nothing is built)."""
-    from pydantic import ValidationError
-
-    from prm_fire.preflight import InputError, check_model
-    from prm_models import PRMS
-
-    where = f"config {config.name}: prm"
-    try:
-        cls = PRMS.get(config.prm.name)
-    except KeyError as err:
-        raise InputError(f"{where}.name: {err.args[0]}") from None
-    try:
-        options = cls.Config.model_validate(config.prm.options)
-    except ValidationError as err:
-        first = err.errors()[0]
-        raise InputError(f"{where}.options.{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
-    model = getattr(options, "model", None)
-    if isinstance(model, str) and model != config.model:
-        check_model(model, where=f"{where}.options.model")
 
 
 def standing(args: argparse.Namespace) -> str:
