@@ -130,6 +130,30 @@ _PLAIN_REPLACEMENTS = (
 )
 
 
+_TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textrm|mbox|mathrm)\{([^{}]*)\}")
+_NUMBER_WITH_UNITS = re.compile(
+    r"\s*(?P<number>[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+]?\.\d+)\s+(?P<unit>[A-Za-z]{2,}(?:\s+[A-Za-z]{2,})*)\s*"
+)
+_NOT_UNITS = frozenset({
+    "pi", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp", "sqrt", "and", "or", "to", "times",
+    "hundred", "thousand", "million", "billion", "trillion", "dozen", "squared", "cubed",
+})
+"""Words after a number that change its value or make it an expression, so they are never dropped as units."""
+
+
+def _strip_units(answer: str) -> str:
+    """A number followed by unit words (``18 dollars``, ``\\text{18 apples}``) -> the number; else unchanged.
+
+    Only whole words of two or more letters count as units (``18x`` and ``18 x`` stay expressions),
+    and never :data:`_NOT_UNITS` (``18 million``, ``18 pi``).
+    """
+    unwrapped = _TEXT_WRAPPER.sub(lambda m: f" {m.group(1)} ", answer)
+    match = _NUMBER_WITH_UNITS.fullmatch(unwrapped)
+    if match is None or any(word.lower() in _NOT_UNITS for word in match["unit"].split()):
+        return answer
+    return match["number"]
+
+
 def normalize_math_answer(answer: str) -> str:
     """The MATH data set's answer normalisation (``strip_string`` of Hendrycks et al. 2021).
 
@@ -138,8 +162,9 @@ def normalize_math_answer(answer: str) -> str:
     units on the right (from ``\\text{ `` with a space on), ``\\%``; give decimals a leading zero
     (``.5`` -> ``0.5``); drop a short left-hand side (``x = 3`` -> ``3``); drop spaces; brace
     ``\\sqrt3`` and ``\\frac12``; and write ``0.5`` and ``a/b`` (integers) as ``\\frac``.
-    Unlike the original it never raises, braces ``\\sqrt 3`` and ``\\frac{7}2`` too, and units
-    after a second ``\\text{ `` go as well.
+    Unlike the original it never raises, braces ``\\sqrt 3`` and ``\\frac{7}2`` too, units
+    after a second ``\\text{ `` go as well, and a number followed by unit words, in text or not,
+    is the number (``18 dollars``, ``\\text{18 apples}``: :func:`_strip_units`).
 
     >>> normalize_math_answer(r"\\left( 3, \\dfrac12 \\right)")
     '(3,\\\\frac{1}{2})'
@@ -149,6 +174,8 @@ def normalize_math_answer(answer: str) -> str:
     ['90', '4.50', '4']
     >>> normalize_math_answer(r"2\\sqrt3 + \\sqrt{2}"), normalize_math_answer(r"\\text{(C)}")
     ('2\\\\sqrt{3}+\\\\sqrt{2}', '\\\\text{(C)}')
+    >>> [normalize_math_answer(a) for a in ("18 dollars", r"\\text{18 apples}", "18 x", "18 million")]
+    ['18', '18', '18x', '18million']
     """
     s = answer
     for old, new in _PLAIN_REPLACEMENTS:
@@ -161,6 +188,7 @@ def normalize_math_answer(answer: str) -> str:
     sides = s.split("=")
     if len(sides) == 2 and len(sides[0]) <= 2:  # "k = 3" -> "3"
         s = sides[1]
+    s = _strip_units(s)  # "18 dollars" -> "18" (needs the spaces, removed next)
     s = s.replace(" ", "")
     s = re.sub(r"\\sqrt(\w)", r"\\sqrt{\1}", s)  # \sqrt3 -> \sqrt{3}
     s = re.sub(r"\\frac(\w)(\w)", r"\\frac{\1}{\2}", s)  # \frac12 -> \frac{1}{2}

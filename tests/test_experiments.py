@@ -288,3 +288,27 @@ def test_a_kill_inside_a_wave_loses_no_item_and_counts_none_twice(tmp_path, shar
     kept = [a for a in _records(clean.run_dir)["attempts.jsonl"] if a["kept"]]
     for point in clean.insertion.points:
         assert len(_records(clean.run_dir)[f"insertion/{point}.jsonl"]) == 2 * len(kept)
+
+
+def test_table_refuses_cells_with_different_items_unless_asked(tmp_path):
+    import shutil
+
+    from prm_fire.experiments.table import UnequalItemsError, aggregate
+
+    shutil.copytree(Path("results/cpu-small") if Path("results/cpu-small").is_dir()
+                    else Path(__file__).resolve().parents[1] / "results" / "cpu-small", tmp_path / "cpu-small")
+    config = load_config("cpu-small", out_dir=str(tmp_path))
+    assert {c.items for c in aggregate(config).cells} == {7}
+    journal = tmp_path / "cpu-small" / "insertion" / "prm.jsonl"
+    lines = journal.read_text().splitlines()
+    dropped = json.loads(lines[-1])
+    journal.write_text("\n".join(lines[:-1]) + "\n")
+    with pytest.raises(UnequalItemsError, match=f"{dropped['method']}/prm lacks {dropped['item_id']}"):
+        aggregate(config)
+    table = aggregate(config, allow_unequal=True)
+    assert table.cell(dropped["method"], "prm").items == 6
+
+
+def test_pass_at_k_beyond_n_is_a_config_error():
+    with pytest.raises(ValueError, match=r"insertion: .*pass@k needs 1 <= k <= n = 4; ks has 10"):
+        load_config("cpu-small", insertion={"n": 4, "ks": [1, 10]})

@@ -114,6 +114,29 @@ def test_known_false_positives(gold: str, wrong: str) -> None:
     assert not grade(boxed(wrong), gold).correct
 
 
+# (an answer written by a model, whether it equals the gold answer 18): units and text around a number.
+UNITS_AROUND_A_NUMBER = [
+    pytest.param("18 dollars", True, id="plain-unit"),
+    pytest.param(r"\text{18 apples}", True, id="number-and-unit-in-text"),
+    pytest.param(r"18 \text{apples}", True, id="unit-in-text"),
+    pytest.param("18 square meters", True, id="two-unit-words"),
+    pytest.param("1,018 dollars", False, id="thousands-with-unit-is-another-number"),
+    pytest.param("19 dollars", False, id="wrong-number-with-unit"),
+    pytest.param("18x", False, id="variable-no-space"),
+    pytest.param("18 x", False, id="single-letter-is-a-variable"),
+    pytest.param("18 million", False, id="multiplier-word"),
+    pytest.param("18 pi", False, id="pi-word"),
+    pytest.param(r"18 \pi", False, id="pi-command"),
+    pytest.param(r"\text{18 apples and 2 pears}", False, id="two-numbers-in-text"),
+]
+
+
+@pytest.mark.parametrize(("answer", "equal"), UNITS_AROUND_A_NUMBER)
+def test_units_and_text_around_a_number(answer: str, equal: bool) -> None:
+    assert grade(boxed(answer), "18").correct is equal
+    assert answers_equivalent("18", answer) is equal
+
+
 def test_normalized_match_decides_where_math_verify_cannot_parse() -> None:
     # math-verify reads \text{A5}_{11} as a symbol and A5_{11} as a*5; only the strings agree.
     result = grade(boxed(r"\text{A5}_{11}"), r"\text{A5}_{11}")

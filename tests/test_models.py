@@ -59,3 +59,32 @@ def test_hub_ids_pass_through_and_bad_names_fail(tmp_path):
         resolve_model(str(tmp_path))
     with pytest.raises(ModelError, match="neither an embedded key .*smollm2-135m"):
         resolve_model("no-such-model")
+
+
+def test_converted_qwen_lists_both_end_ids_and_an_older_folder_is_fixed(tmp_path):
+    folder = Path(resolve_model("qwen2.5-coder-0.5b"))
+    assert json.loads((folder / "generation_config.json").read_text())["eos_token_id"] == [151645, 151643]
+    # A folder converted before the fix names only <|im_end|>: the next resolve repairs it.
+    from prm_fire.models import ensure_eos
+
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "tokenizer.json").write_bytes((folder / "tokenizer.json").read_bytes())
+    config = json.loads((folder / "generation_config.json").read_text()) | {"eos_token_id": 151645}
+    (old / "generation_config.json").write_text(json.dumps(config))
+    assert ensure_eos("qwen2.5-coder-0.5b", old) is True
+    assert json.loads((old / "generation_config.json").read_text())["eos_token_id"] == [151645, 151643]
+    assert ensure_eos("qwen2.5-coder-0.5b", old) is False  # nothing left to fix
+    assert ensure_eos("smollm2-135m", old) is False  # SmolLM2's upstream config names one end id
+
+
+def test_model_names_are_checked_without_loading(tmp_path):
+    from prm_fire.models import check_model_name
+
+    assert check_model_name("smollm2-135m") == "embedded"
+    assert check_model_name("Qwen/Qwen2-7B-Instruct") == "hub"
+    assert check_model_name(str(Path(resolve_model("smollm2-135m")))) == "folder"
+    with pytest.raises(ModelError, match="model 'smollm2' is neither an embedded key"):
+        check_model_name("smollm2")
+    with pytest.raises(ModelError, match="has no config.json"):
+        check_model_name(str(tmp_path))

@@ -60,7 +60,8 @@ def test_fire_branches_of_a_real_math_problem_land_in_a_tree(generator, shared_d
 
 def test_cli_branch_writes_a_tree_and_prints_both_methods(tmp_path, capsys):
     out = tmp_path / "tree.json"
-    code = main(["branch", "--point", "line2", "--n", "3", "--max-new-tokens", "16",
+    code = main(["branch", "--model", "smollm2-135m", "--response-from", "model", "--point", "line2", "--n", "3",
+                 "--max-new-tokens", "16",
                  "--response-max-new-tokens", "64", "--out", str(out)])
     printed = capsys.readouterr().out
     assert code == 0, printed
@@ -69,6 +70,8 @@ def test_cli_branch_writes_a_tree_and_prints_both_methods(tmp_path, capsys):
     assert tree.nodes["problem"]["data"].problem.id == "builtin/1"
     assert tree.nodes["r0"]["data"].origin == "sampled:smollm2-135m"
     assert len(list(tree.successors("r0/line2"))) == 6
+    assert "<html" in out.with_suffix(".html").read_text() and f"{out.with_suffix('.html')}" in printed
+    assert "distinct first tokens" in printed and "pass@1" in printed  # the side-by-side table
 
 
 def test_cli_errors_are_named(tmp_path, capsys, shared_data):

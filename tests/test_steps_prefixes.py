@@ -76,3 +76,12 @@ def test_check_point_accepts_any_line_k():
     assert check_point("line12") == "line12"
     with pytest.raises(PrefixError):
         check_point("line")
+
+
+def test_a_first_error_index_outside_the_response_is_refused_at_every_point():
+    from prm_fire.prefixes import PrefixError
+
+    response = "a\nb\nc"
+    for point in ("line1", "line2", "prm"):
+        with pytest.raises(PrefixError, match="first-error index 7 is outside the response's 3 lines"):
+            build_prefix(response, point, first_error_index=7)

@@ -112,3 +112,36 @@ def test_invalid_json_names_the_file(tmp_path):
     path.write_text("{not json")
     with pytest.raises(TreeError, match=f"{path}: not a prm-fire tree .*Invalid JSON"):
         load_tree(path)
+
+
+def test_writing_json_leaves_the_trees_graph_attributes_alone(tree):
+    before = dict(tree.graph)
+    tree_to_json(tree)
+    tree_to_json(tree)
+    assert tree.graph == before and before["schema_version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["nodes"][1]["data"].update(colour="red"), r"nodes.1.data.response.colour: Extra inputs are not "
+                                                               r"permitted; node 'r0'"),
+        (lambda d: d["nodes"][2]["data"].update(note="x"), r"Extra inputs are not permitted; node 'r0/line2'"),
+        (lambda d: d["nodes"][1]["data"].update(text=d["nodes"][1]["data"]["text"].replace("36", "37")),
+         r"steps do not match the text .*; node 'r0'"),
+        (lambda d: d["nodes"][1]["data"]["steps"].pop(), r"steps do not match the text .*; node 'r0'"),
+        (lambda d: d["nodes"][1]["data"].update(first_error_index=7), r"first_error_index 7 is outside the 4 steps"),
+        (lambda d: d["nodes"][2]["data"]["prefix"].update(text="Not the start.\n"),
+         r"node 'r0/line2': its prefix is not the start of response 'r0'"),
+    ],
+    ids=["unknown-field-response", "unknown-field-prefix", "text-edited", "steps-edited", "first-error-outside",
+         "prefix-not-in-response"],
+)
+def test_inconsistent_nodes_fail_to_load_naming_the_node(tree, change, message):
+    with pytest.raises(TreeError, match=message):
+        tree_from_json(_mutate(tree, change), source="bad.json")
+
+
+def test_a_first_error_outside_the_response_is_refused_when_added():
+    with pytest.raises(ValueError, match="first_error_index 7 is outside the 4 steps"):
+        add_response(new_tree(PROBLEM), PROBLEM.solution, origin="given", first_error_index=7)

@@ -1,4 +1,9 @@
-"""The ``prm-fire`` command line: one module per subcommand, each with ``add_parser`` and ``run``."""
+"""The ``prm-fire`` command line: one module per subcommand, each with ``add_parser``, ``run`` and ``standing``.
+
+Every command checks all of its input before it loads a model (bad input: one ``error:`` line per
+problem on stderr, exit code 2). Ctrl-C stops it without a traceback: one line says what is recorded
+and how to resume (``standing``), exit code 130.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,15 @@ import sys
 from types import ModuleType
 
 from prm_fire.cli import branch, processbench, table5, view
+from prm_fire.cli.checks import InputErrors, OneLineParser, report
 
 COMMANDS: dict[str, ModuleType] = {"branch": branch, "processbench": processbench, "table5": table5, "view": view}
+INTERRUPTED = 130  # 128 + SIGINT, what shells report for a command stopped by Ctrl-C
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser with every subcommand of :data:`COMMANDS`."""
-    parser = argparse.ArgumentParser(prog="prm-fire", description="Process-reward-guided FIRE sampling.")
+    """The parser with every subcommand of :data:`COMMANDS` (errors: one line, exit 2)."""
+    parser = OneLineParser(prog="prm-fire", description="Process-reward-guided FIRE sampling.")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMANDS.values():
         module.add_parser(sub)
@@ -21,12 +28,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``prm-fire`` console script; bad input exits 2 with a one-line reason."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the ``prm-fire`` console script; bad input exits 2, Ctrl-C exits 130."""
+    from prm_fire.models import ModelError
+
+    command = None
     try:
-        return COMMANDS[args.command].run(args)
-    except (ValueError, KeyError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        args = build_parser().parse_args(argv)
+        command = COMMANDS[args.command]
+        return command.run(args)
+    except KeyboardInterrupt:
+        standing = command.standing(args) if command is not None else "nothing was started"
+        print(f"\ninterrupted: {standing}", file=sys.stderr)
+        return INTERRUPTED
+    except InputErrors as err:
+        report(err.lines)
+        return 2
+    except (ValueError, KeyError, FileNotFoundError, ModelError) as err:
+        message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
+        report(["; ".join(line.strip() for line in message.splitlines() if line.strip())])  # one line
         return 2
 
 

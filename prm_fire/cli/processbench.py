@@ -15,6 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from prm_fire.cli.checks import Problems, at_least, fraction
+
+
 def parse_options(pairs: list[str]) -> dict[str, Any]:
     """``["m=4", "estimate=soft"]`` -> ``{"m": 4, "estimate": "soft"}`` (values as JSON when they parse).
 
@@ -43,30 +46,66 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="a field of the scorer's config (repeatable); VALUE is JSON or a string")
     p.add_argument("--split", required=True, choices=SPLITS)
     subset = p.add_mutually_exclusive_group()
-    subset.add_argument("--limit", type=int, help="score the first N items only")
-    subset.add_argument("--sample", type=int, metavar="N",
+    subset.add_argument("--limit", type=at_least(1), help="score the first N items only (>= 1)")
+    subset.add_argument("--sample", type=at_least(1), metavar="N",
                         help="score N items drawn at random (seeded by --seed), in the drawn order")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
     how = p.add_mutually_exclusive_group()
-    how.add_argument("--threshold", type=float, help="a step below it is wrong (default: the scorer's, else 0.5)")
+    how.add_argument("--threshold", type=fraction,
+                     help="a step below it is wrong, in [0, 1] (default: the scorer's, else 0.5)")
     how.add_argument("--sweep", action="store_true", help="also report thresholds 0.05 ... 0.95 (no rescoring)")
     p.add_argument("--data-dir", type=Path, default=Path("../shared/data/processbench"),
                    help="folder of <split>.json files")
     p.add_argument("--out", type=Path, help="results stem (default results/processbench/<prm>-<split>[-<N>])")
 
 
+def _stem(args: argparse.Namespace) -> Path:
+    suffix = (f"-{args.limit}" if args.limit is not None else "") + (
+        f"-sample{args.sample}-seed{args.seed}" if args.sample is not None else "")
+    return args.out or Path("results/processbench") / f"{args.prm}-{args.split}{suffix}"
+
+
+def check(args: argparse.Namespace) -> tuple[dict[str, Any], Path, list]:
+    """Check the scorer name and options, a model/backend they name, and the data file; nothing is built."""
+    from prm_fire.preflight import InputError, check_prm
+    from prm_fire.problems import DataError, load_processbench
+
+    problems = Problems()
+    options, items = {}, []
+    with problems.check():
+        try:
+            options = parse_options(args.prm_option)
+        except ValueError as err:
+            raise InputError(str(err)) from None
+        check_prm(args.prm, options)
+    data = args.data_dir / f"{args.split}.json"
+    with problems.check():
+        if data.is_dir() or not data.exists():
+            raise InputError(f"--data-dir/--split: {data}: {'is a folder' if data.is_dir() else 'no such file'}")
+        try:
+            items = load_processbench(data, limit=args.limit)
+        except DataError as err:
+            raise InputError(f"--data-dir/--split: {err}") from None
+    problems.raise_if_any()
+    return options, data, items
+
+
+def standing(args: argparse.Namespace) -> str:
+    """How many items the results file holds (each scored item is a line), and how to resume."""
+    from prm_fire.journal import complete_lines
+
+    results = _stem(args).with_name(_stem(args).name + ".jsonl")
+    scored = max(len(complete_lines(results)) - 1, 0)  # the first line is the run's header
+    return f"{results} holds {scored} scored items; rerun the same command to resume"
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``prm-fire processbench``."""
-    from prm_fire.problems import load_processbench
     from prm_models import make_prm
     from prm_fire.evaluation.processbench import RunHeader, evaluate, markdown, percent_text, sample_items, summarize
 
     started = time.perf_counter()
-    if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be >= 1, got {args.limit}")
-    options = parse_options(args.prm_option)
-    data = args.data_dir / f"{args.split}.json"
-    items = load_processbench(data, limit=args.limit)
+    options, data, items = check(args)
     if args.sample is not None:
         items = sample_items(items, args.sample, args.seed)
     scorer = make_prm(args.prm, options, items=items)
@@ -75,9 +114,7 @@ def run(args: argparse.Namespace) -> int:
         threshold = getattr(getattr(scorer, "config", None), "threshold", 0.5)
     if not 0 <= threshold <= 1:
         raise ValueError(f"--threshold must be in [0, 1], got {threshold}")
-    suffix = (f"-{args.limit}" if args.limit is not None else "") + (
-        f"-sample{args.sample}-seed{args.seed}" if args.sample is not None else "")
-    stem = args.out or Path("results/processbench") / f"{args.prm}-{args.split}{suffix}"
+    stem = _stem(args)
     results_path = stem.with_name(stem.name + ".jsonl")
     header = RunHeader(prm=args.prm, options=options, data=str(data),
                        sample=None if args.sample is None else f"{args.sample} items, seed {args.seed}")

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
+
+from prm_fire.cli.checks import Problems, at_least, point
+
+GENERATING_STAGES = ("all", "pass-rate", "dataset", "insertion")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -17,17 +22,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("table5", help="reproduce the FIRE paper's Table 5 for a config (resumable)")
     p.add_argument("--config", required=True, help="shipped config name (cpu-small, paper) or a .toml path")
     p.add_argument("--stage", choices=["all", "pass-rate", "dataset", "insertion", "table"], default="all")
-    p.add_argument("--point", action="append", help="insertion point(s) for the insertion stage (default: config's)")
+    p.add_argument("--point", type=point, action="append",
+                   help="insertion point(s) for the insertion stage (default: config's)")
     p.add_argument("--method", choices=["regular", "fire", "both"], default="both")
     p.add_argument("--out-dir", help="override the config's out_dir")
-    p.add_argument("--limit", type=int, help="override the config's number of problems")
-    p.add_argument("--wave-size", type=int, help="override the config's wave_size (problems per generator call)")
+    p.add_argument("--limit", type=at_least(1), help="override the config's number of problems (>= 1)")
+    p.add_argument("--wave-size", type=at_least(1),
+                   help="override the config's wave_size (problems per generator call, >= 1)")
     p.add_argument("--backend", help="override the config's backend (its backend options are dropped)")
     p.add_argument("--data", help="override the config's data file (e.g. to measure pass rates on another set)")
     p.add_argument("--levels", type=level_list, default=[1, 2, 3],
                    help="pass-rate stage: comma-separated MATH levels, or 'all' (one row, e.g. GSM8K)")
-    p.add_argument("--per-level", type=int, default=10, help="pass-rate stage: problems per level")
-    p.add_argument("--samples", type=int, default=4, help="pass-rate stage: responses per problem")
+    p.add_argument("--per-level", type=at_least(1), default=10, help="pass-rate stage: problems per level")
+    p.add_argument("--samples", type=at_least(1), default=4, help="pass-rate stage: responses per problem")
+    p.add_argument("--allow-unequal", action="store_true",
+                   help="table: aggregate even if the cells hold different items (a run still in progress)")
 
 
 def level_list(text: str) -> list[int] | None:
@@ -42,31 +51,133 @@ def level_list(text: str) -> list[int] | None:
 
 
 def _config(args: argparse.Namespace):
-    from prm_fire.experiments.config import load_config
+    """The config with the command line's overrides, validated as a whole (a bad override names its flag)."""
+    from pydantic import ValidationError
 
-    top = {"out_dir": args.out_dir} if args.out_dir else {}
+    from prm_fire.experiments.config import ExperimentConfig, load_config
+    from prm_fire.preflight import InputError
+
+    if Path(args.config).suffix and not Path(args.config).is_file():
+        raise InputError(f"--config: {args.config}: no such file")
+    config = load_config(args.config, **({"out_dir": args.out_dir} if args.out_dir else {}))
+    raw = config.model_dump()
     if args.wave_size is not None:
-        top["wave_size"] = args.wave_size
-    config = load_config(args.config, **top)
+        raw["wave_size"] = args.wave_size
     if args.backend:
-        config = config.model_copy(update={"backend": args.backend, "backend_options": {}})
-    data = {"limit": args.limit} if args.limit else {}
+        raw |= {"backend": args.backend, "backend_options": {}}
+    if args.limit is not None:
+        raw["data"]["limit"] = args.limit
     if args.data:  # levels/subjects belong to the config's data set, not to another one
-        data |= {"path": args.data, "levels": None, "subjects": None}
-    if data:
-        config = config.model_copy(update={"data": config.data.model_copy(update=data)})
+        raw["data"] |= {"path": args.data, "levels": None, "subjects": None}
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise InputError(f"--config {args.config} with overrides: {'.'.join(map(str, first['loc']))}: "
+                         f"{first['msg']}") from None
+
+
+def check(args: argparse.Namespace):
+    """Check the config, its data, model, backend, PRM, what the stage needs, context and memory; no model loads."""
+    from prm_fire.experiments.dataset import read_items, select_problems
+    from prm_fire.experiments.insertion import journal_path
+    from prm_fire.preflight import InputError, Request, check_backend, check_model, check_prm, check_requests, \
+        kv_bytes, read_problems
+    from prm_fire.prompts import build_messages
+
+    config = _config(args)
+    problems = Problems()
+    data_flag = "--data" if args.data else f"config {config.name}: data.path"
+    pool, items, shape = [], [], None
+    if args.stage in ("all", "dataset", "pass-rate"):
+        with problems.check():
+            pool = read_problems(config.data.path, where=data_flag)
+            if args.stage != "pass-rate":
+                try:
+                    pool = select_problems(config.data)
+                except ValueError as err:
+                    raise InputError(f"{data_flag}: {err}") from None
+    if args.stage in ("all", "dataset"):
+        with problems.check():
+            where = f"config {config.name}: prm"
+            check_prm(config.prm.name, config.prm.options, where=f"{where}.name", where_options=f"{where}.options")
+    if args.stage == "insertion":
+        attempts = config.run_dir / "attempts.jsonl"
+        with problems.check():
+            if not attempts.is_file():
+                raise InputError(f"--stage insertion: {attempts} does not exist yet; run --stage dataset "
+                                 "(or the whole chain, without --stage) first")
+            items = read_items(config)
+    if args.stage == "table":
+        points = config.insertion.points
+        with problems.check():
+            if not any(journal_path(config, p).is_file() for p in points):
+                raise InputError(f"--stage table: no insertion results in {config.run_dir / 'insertion'}; "
+                                 "run --stage insertion (or the whole chain) first")
+    if args.stage in GENERATING_STAGES:
+        backend_flag = "--backend" if args.backend else f"config {config.name}: backend"
+        with problems.check():
+            check_backend(config.backend, where=backend_flag)
+        with problems.check():
+            shape = check_model(config.model, where=f"config {config.name}: model")
+    problems.raise_if_any()
+
+    if shape is not None:
+        base, spec = config.base_sampling, config.insertion
+        requests, n = [], spec.n
+        if args.stage == "pass-rate":
+            requests = [Request(f"problem {p.id!r} (base_sampling.max_new_tokens)",
+                                tuple(m.content for m in build_messages(p)), base.max_new_tokens) for p in pool]
+            n = args.samples
+        for p in pool if args.stage in ("all", "dataset") else []:
+            prompt = tuple(m.content for m in build_messages(p))
+            requests.append(Request(f"problem {p.id!r} (base_sampling.max_new_tokens)", prompt, base.max_new_tokens))
+            requests.append(Request(f"problem {p.id!r} (base_sampling + insertion.sampling max_new_tokens)", prompt,
+                                    base.max_new_tokens + spec.sampling.max_new_tokens))
+        for item in items:
+            requests.append(Request(f"item {item.problem.id!r} (response + insertion.sampling.max_new_tokens)",
+                                    (*(m.content for m in build_messages(item.problem)), item.response),
+                                    spec.sampling.max_new_tokens))
+        with problems.check():
+            check_requests(shape, requests, n=n, bytes_per_value=kv_bytes(config.backend, config.backend_options),
+                           where="insertion.n" if args.stage != "pass-rate" else "--samples")
+    problems.raise_if_any()
     return config
+
+
+def standing(args: argparse.Namespace) -> str:
+    """What the run's journals hold (the unit in progress is not in them), and how to resume."""
+    from prm_fire.journal import complete_lines
+
+    try:
+        config = _config(args)
+    except (ValueError, OSError):
+        return "nothing recorded"
+    run = config.run_dir
+    count = lambda path: len(complete_lines(path))  # noqa: E731
+    parts = []
+    if (run / "pass_rate.jsonl").exists():
+        parts.append(f"pass rate of {count(run / 'pass_rate.jsonl')} problems")
+    if (run / "attempts.jsonl").exists():
+        kept = sum('"kept":true' in line for _, line in complete_lines(run / "attempts.jsonl"))
+        parts.append(f"{count(run / 'attempts.jsonl')} problems tried, {kept} kept")
+    sets = {p.stem: count(p) for p in sorted((run / "insertion").glob("*.jsonl"))}
+    if sets:
+        parts.append(f"{sum(sets.values())} branch sets (" + ", ".join(f"{k} {v}" for k, v in sets.items()) + ")")
+    held = "; ".join(parts) or "nothing yet"
+    return f"{run} holds {held}; the unit in progress was dropped; rerun the same command to resume"
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the asked stages in order, sharing one set of loaded models (built only if needed)."""
+    config = check(args)
+
     from prm_fire.experiments.chain import run_chain
     from prm_fire.experiments.dataset import build_dataset
     from prm_fire.experiments.insertion import run_insertion
     from prm_fire.experiments.resources import Resources
     from prm_fire.experiments.table import render_markdown, write_table5
 
-    config = _config(args)
     print(f"config {config.name}: model {config.model} ({config.backend}), PRM {config.prm.name}, "
           f"waves of {config.wave_size} problems, outputs in {config.run_dir}")
     resources = Resources(config)
@@ -87,13 +198,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"data set: {len(items)} items kept ({time.perf_counter() - start:.0f}s so far)")
         if args.stage == "insertion":
             methods = None if args.method == "both" else [args.method]
-            for point in args.point or config.insertion.points:
-                run_insertion(config, point, methods, resources=resources)
-                print(f"insertion {point} done ({time.perf_counter() - start:.0f}s so far)")
+            for point_name in args.point or config.insertion.points:
+                results = run_insertion(config, point_name, methods, resources=resources)
+                print(f"insertion {point_name}: {len(results)} branch sets recorded "
+                      f"({time.perf_counter() - start:.0f}s so far)")
     finally:
         resources.close()
     if args.stage in ("all", "table"):
-        table = write_table5(config)
+        table = write_table5(config, allow_unequal=args.allow_unequal)
         print(render_markdown(table))
         print(f"written: {config.run_dir}/table5.md, table5.json, table5.png")
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from prm_fire.cli.checks import Problems
+
 FORMATS = ("html", "dot", "png")
 
 
@@ -19,16 +21,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--title", help="page title (html only)")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run ``prm-fire view``."""
-    from prm_fire.tree import load_tree
+NEEDS = {"dot": ("pydot", "pip install 'prm-fire[view]'"), "png": ("matplotlib", "pip install 'prm-fire[view]'")}
+
+
+def check(args: argparse.Namespace) -> tuple[str, Path, object]:
+    """The format, the output path and the tree read from its file: each problem one line."""
+    import importlib.util
+
+    from prm_fire.preflight import InputError, read_text
+    from prm_fire.tree import TreeError, tree_from_json
 
     fmt = args.format
     if fmt is None:
         suffix = args.out.suffix.lstrip(".").lower() if args.out else ""
         fmt = suffix if suffix in FORMATS else "html"
-    out = args.out or args.tree.with_suffix(f".{fmt}")
-    tree = load_tree(args.tree)
+    problems = Problems()
+    tree = None
+    with problems.check():
+        if fmt in NEEDS and importlib.util.find_spec(NEEDS[fmt][0]) is None:
+            raise InputError(f"--format {fmt} needs {NEEDS[fmt][0]}, which is not installed: {NEEDS[fmt][1]}")
+    with problems.check():
+        try:
+            tree = tree_from_json(read_text(args.tree, where="tree"), source=str(args.tree))
+        except TreeError as err:
+            raise InputError(f"tree: {err}") from None
+    problems.raise_if_any()
+    return fmt, args.out or args.tree.with_suffix(f".{fmt}"), tree
+
+
+def standing(args: argparse.Namespace) -> str:
+    """``view`` writes one file at the end: nothing is half done."""
+    return "nothing written; rerun the same command"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``prm-fire view``."""
+    fmt, out, tree = check(args)
     if fmt == "html":
         from prm_fire.view import write_html
 

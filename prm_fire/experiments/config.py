@@ -57,7 +57,7 @@ class InsertionSpec(_Strict):
     points: list[str] = Field(default=["line1", "line2", "line3", "prm"])
     methods: list[Method] = Field(default=["regular", "fire"])
     n: int = Field(default=10, ge=1, description="Branches per (item, point, method).")
-    ks: list[int] = Field(default=[1, 10], description="pass@k reported for these k (k <= n).")
+    ks: list[int] = Field(default=[1, 10], description="pass@k reported for these k (1 <= k <= n; checked).")
     sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(method="regular"),
                                      description="Regular settings, shared by both methods.")
     fire: FireConfig = Field(default_factory=FireConfig, description="The hot first token of method 'fire'.")
@@ -71,6 +71,13 @@ class InsertionSpec(_Strict):
     @classmethod
     def _known_points(cls, points: list[str]) -> list[str]:
         return [check_point(p) for p in points]
+
+    @model_validator(mode="after")
+    def _ks_within_n(self) -> InsertionSpec:
+        bad = [k for k in self.ks if not 1 <= k <= self.n]
+        if bad:
+            raise ValueError(f"pass@k needs 1 <= k <= n = {self.n}; ks has {', '.join(map(str, bad))}")
+        return self
 
 
 class ExperimentConfig(_Strict):

@@ -83,9 +83,35 @@ def run_stats(config: ExperimentConfig, sets: list[InsertionResult]) -> RunStats
     )
 
 
-def aggregate(config: ExperimentConfig) -> Table5:
-    """Every (method, point) cell that has results, from the run's journals, and the run's totals."""
-    cells, sets = [], []
+class UnequalItemsError(ValueError):
+    """Cells of the table hold different items (a run stopped half-way, or journals out of step)."""
+
+
+def check_equal_items(items: dict[tuple[Method, str], set[str]]) -> None:
+    """Raise :class:`UnequalItemsError` naming the items some (method, point) cells lack.
+
+    >>> check_equal_items({("fire", "line1"): {"a", "b"}, ("regular", "line1"): {"a", "b"}})
+    >>> check_equal_items({("fire", "line1"): {"a", "b"}, ("regular", "prm"): {"a"}})
+    Traceback (most recent call last):
+    ...
+    prm_fire.experiments.table.UnequalItemsError: cells hold different items (2 in all): regular/prm lacks b; pass --allow-unequal to aggregate anyway
+    """
+    everything = set().union(*items.values()) if items else set()
+    gaps = [f"{method}/{point} lacks {', '.join(sorted(everything - mine)[:5])}"
+            + (f" and {len(everything - mine) - 5} more" if len(everything - mine) > 5 else "")
+            for (method, point), mine in items.items() if mine != everything]
+    if gaps:
+        raise UnequalItemsError(f"cells hold different items ({len(everything)} in all): {'; '.join(gaps)}; "
+                                "pass --allow-unequal to aggregate anyway")
+
+
+def aggregate(config: ExperimentConfig, *, allow_unequal: bool = False) -> Table5:
+    """Every (method, point) cell that has results, from the run's journals, and the run's totals.
+
+    The cells must hold the same items (else a difference between cells may only be a difference of
+    items): :class:`UnequalItemsError` names the missing ones unless ``allow_unequal``.
+    """
+    cells, sets, items = [], [], {}
     for point in config.insertion.points:
         results = read_journal(journal_path(config, point), InsertionResult)
         sets += results
@@ -93,6 +119,7 @@ def aggregate(config: ExperimentConfig) -> Table5:
             mine = [r for r in results if r.method == method]
             if not mine:
                 continue
+            items[(method, point)] = {r.item_id for r in mine}
             ks = [k for k in config.insertion.ks if all(k <= r.n for r in mine)]
             cells.append(Cell(
                 method=method, point=point, items=len(mine),
@@ -101,6 +128,8 @@ def aggregate(config: ExperimentConfig) -> Table5:
                 tokens=sum(r.tokens for r in mine),
                 paper_pass_at_10=PAPER_TABLE5.get((method, point)),
             ))
+    if not allow_unequal:
+        check_equal_items(items)
     return Table5(config=config, cells=cells, stats=run_stats(config, sets))
 
 
@@ -172,9 +201,9 @@ def plot(table: Table5, path: Path) -> Path:
     return path
 
 
-def write_table5(config: ExperimentConfig) -> Table5:
-    """Aggregate and write ``table5.md``, ``table5.json`` and ``table5.png`` into the run folder."""
-    table = aggregate(config)
+def write_table5(config: ExperimentConfig, *, allow_unequal: bool = False) -> Table5:
+    """Aggregate (:func:`aggregate`) and write ``table5.md``, ``table5.json`` and ``table5.png`` into the run folder."""
+    table = aggregate(config, allow_unequal=allow_unequal)
     if not table.cells:
         raise ValueError(f"{config.run_dir}: no insertion results yet; run the insertion stage first")
     config.run_dir.mkdir(parents=True, exist_ok=True)
