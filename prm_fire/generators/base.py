@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from prm_fire.limits import ModelShape, check_context, check_memory
 from prm_fire.records import Branch, BranchRequest, FinishReason, Message
 from prm_fire.sampling import Method, SamplingConfig
 
@@ -117,6 +118,11 @@ class ChatBackend:
     already validated, in one engine call)."""
 
     tokenizer: PreTrainedTokenizerBase
+    shape: ModelShape | None = None
+    """The model's sizes (context window, KV cache per token); None: the backend does not check limits."""
+    kv_bytes_per_value: int | None = None
+    """Bytes per KV-cache value where the backend allocates a batch's memory itself (HF); None: the
+    engine manages its own memory (vLLM, llama.cpp) and only the context window is checked."""
 
     def encode(self, messages: list[Message], prefix: str) -> list[int]:
         """Token ids of the chat-templated messages with a generation prompt, then ``prefix`` verbatim."""
@@ -141,7 +147,21 @@ class ChatBackend:
         """
         if not requests:
             return []
+        self.check_limits(requests)
         return self._branch_many(requests)
+
+    def check_limits(self, requests: list[BranchRequest]) -> None:
+        """Refuse, before any token is generated, a request whose prompt + ``max_new_tokens`` exceeds the
+        model's context, or a batch whose KV cache would not fit in the memory available now."""
+        if self.shape is None:
+            return
+        for r, req in enumerate(requests):
+            check_context(self.shape, len(req.prompt_ids), req.sampling.max_new_tokens,
+                          what=f"request {r} of {len(requests)}")
+        if self.kv_bytes_per_value:
+            longest = max(len(req.prompt_ids) + req.sampling.max_new_tokens for req in requests)
+            check_memory(self.shape, sum(req.n for req in requests), longest, bytes_per_value=self.kv_bytes_per_value,
+                         what=f"{len(requests)} requests of {sum(req.n for req in requests)} branches")
 
     def _branch_many(self, requests: list[BranchRequest]) -> list[list[Branch]]:
         """One request after another; a backend that can batch requests overrides this."""

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from prm_fire.generators import GENERATORS
 from prm_fire.generators.base import ChatBackend, DecodeState, Rows
+from prm_fire.limits import shape_from_config
 from prm_fire.records import Branch, BranchRequest
 from prm_fire.sampling import first_tokens, guard_vocab, regular_draw
 
@@ -77,6 +78,8 @@ class HFGenerator(ChatBackend):
         self.progress = progress
         self.vocab_size = real_vocab_size(self.tokenizer)
         self.eos = eos_ids(self.model, self.tokenizer)
+        self.shape = shape_from_config(self.model.config, self.model_name)
+        self.kv_bytes_per_value = next(self.model.parameters()).element_size()
         # transformers >= 5.20 names the cache argument ``cache`` (``past_key_values`` is deprecated).
         params = inspect.signature(self.model.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"

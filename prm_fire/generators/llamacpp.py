@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from prm_fire.generators import GENERATORS
 from prm_fire.generators.base import Branch, ChatBackend, DecodeState
 from prm_fire.generators.hf import real_vocab_size
+from prm_fire.limits import ModelShape
 from prm_fire.sampling import SamplingConfig, branch_seed, draw, first_tokens, guard_vocab, regular_logits
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -155,6 +156,12 @@ class LlamaCppGenerator(ChatBackend):
         self.vocab_size = real_vocab_size(self.tokenizer)
         # The stop set of the HF backend: the tokenizer's EOS and the model's (GGUF metadata).
         self.eos = {i for i in (self.tokenizer.eos_token_id, lc.llama_vocab_eos(self._vocab)) if i is not None and i >= 0}
+        # llama.cpp sizes its own context per call; requests are checked against the trained context.
+        self.shape = ModelShape(
+            name=model, context_length=lc.llama_model_n_ctx_train(self._model), layers=lc.llama_model_n_layer(self._model),
+            kv_heads=max(lc.llama_model_n_head_kv(self._model), 1),
+            head_dim=max(lc.llama_model_n_embd(self._model) // max(lc.llama_model_n_head(self._model), 1), 1),
+            vocab_size=self.n_vocab)
         self._ctx: Any = None
         self._ctx_shape = (0, 0)  # (KV cells per sequence, n_seq_max) of the cached context
         self._batch: Any = None

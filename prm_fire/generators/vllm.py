@@ -87,6 +87,7 @@ class VLLMGenerator(ChatBackend):
             ) from e
 
         from prm_fire.generators.hf import real_vocab_size
+        from prm_fire.limits import model_shape
         from prm_fire.models import resolve_model
 
         self.model_name = model
@@ -116,6 +117,8 @@ class VLLMGenerator(ChatBackend):
         self.output_rows = self.llm.llm_engine.model_config.get_vocab_size()
         self.allowed = list(range(self.vocab_size)) if self.output_rows > self.vocab_size else None
         self.eos = _eos_ids(self.path, self.tokenizer)
+        # The engine manages its KV memory; requests are checked against its context window.
+        self.shape = model_shape(self.path).model_copy(update={"context_length": self.llm.llm_engine.model_config.max_model_len})
 
     def close(self) -> None:
         """Stop the engine's worker processes now (they also stop when the interpreter exits)."""
