@@ -188,7 +188,8 @@ def test_table5_cli_overrides_data_and_parses_levels(tmp_path, shared_data):
     assert (config.data.path, config.data.levels, config.data.limit, config.data.seed) == (gsm8k, None, 5, 1)
     config = _config(parser.parse_args(["table5", "--config", "cpu-small", "--backend", "hf"]))
     assert (config.backend, config.backend_options) == ("hf", {})
-    assert load_config("cpu-small").backend_options == {"max_model_len": 2048}
+    assert load_config("cpu-small").backend_options == {"max_model_len": 2048, "kv_cache_memory_bytes": 4 << 30}
+    assert _config(parser.parse_args(["table5", "--config", "cpu-small", "--wave-size", "3"])).wave_size == 3
     assert args.levels is None and level_list("1,3") == [1, 3]
     with pytest.raises(SystemExit):
         parser.parse_args(["table5", "--config", "cpu-small", "--levels", "one"])
