@@ -208,6 +208,16 @@ def test_many_requests_in_one_call_equal_each_alone(smollm, gsm8k_cuts, many_req
     assert many == [smollm.branch_ids(r.prompt_ids, r.n, r.sampling) for r in requests]
 
 
+@pytest.mark.slow
+def test_many_requests_on_qwen_equal_each_alone(gsm8k_cuts, many_requests, check_batch_shape):
+    """4 GSM8K prefixes x FIRE/regular, n=4, 28 to 41 tokens, plus early-EOS rows: exact as alone."""
+    qwen = make_generator("hf", "qwen2.5-coder-0.5b")
+    requests = many_requests(qwen, gsm8k_cuts, n=4, budget=32)
+    many = qwen.branch_many(requests)
+    check_batch_shape(requests, many)
+    assert many == [qwen.branch_ids(r.prompt_ids, r.n, r.sampling) for r in requests]
+
+
 def test_decoding_raises_no_deprecation_warning(smollm):
     import warnings
 

@@ -16,7 +16,8 @@ Same records and FIRE semantics as the HF backend (:mod:`prm_fire.generators.hf`
 * **branch i depends neither on n nor on the other requests**: by default every sequence has its
   own KV stream (``kv_unified=False``), so a branch's attention only spans its own cells and its
   arithmetic is the same whatever its siblings or other requests' branches do: a request's records
-  in a batch equal its records alone (tested). With ``unified_kv=True`` the branches share the prefix cells of one
+  in a batch equal its records alone (tested; 4 GSM8K prefixes x FIRE/regular x n=10, 64 tokens,
+  smollm2-135m: 80 of 80 branches identical). With ``unified_kv=True`` the branches share the prefix cells of one
   pool (less memory), but the masked attention rows then grow with n, float rounding changes, and
   on MATH prompts some branches were seen to draw other tokens at n=10 than at n=1.
 * **sampling is ours**, from the logits llama.cpp returns: the transforms and per-branch generators of
