@@ -1,10 +1,16 @@
-"""Shared test fixtures: the real data in ../shared/data beside the repository."""
+"""Shared test fixtures: the real data in ../shared/data beside the repository, and the many-request
+workload every generator backend is tested on."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from prm_fire.generators.base import Message
+from prm_fire.records import Branch, BranchRequest
+from prm_fire.sampling import SamplingConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -15,3 +21,55 @@ def shared_data() -> Path:
     """Folder of the real benchmark files (MATH, MATH-500, GSM8K, ProcessBench)."""
     assert SHARED_DATA.is_dir(), f"expected the shared data folder at {SHARED_DATA}"
     return SHARED_DATA
+
+
+EOS_PROMPT = ([Message(role="user", content="What is 3 + 4? Reply with the number only.")], "7")
+
+
+@pytest.fixture(scope="module")
+def gsm8k_cuts(shared_data) -> list[tuple[list[Message], str]]:
+    """4 GSM8K test prompts with the first 2 lines of their reference solution as the kept prefix."""
+    from prm_fire.prefixes import build_prefix
+    from prm_fire.problems import load_problems
+    from prm_fire.prompts import build_messages
+
+    problems = [p for p in load_problems(shared_data / "gsm8k" / "test.jsonl", limit=40)
+                if len(p.solution.splitlines()) >= 3][:4]
+    return [(build_messages(p), build_prefix(p.solution, "line3", problem_id=p.id).text) for p in problems]
+
+
+def _many_requests(gen: Any, cuts: list[tuple[list[Message], str]], n: int, budget: int) -> list[BranchRequest]:
+    """Each cut with FIRE and regular (own seeds and budgets), then a request whose rows draw EOS early."""
+    requests = []
+    for k, cut in enumerate(cuts):
+        ids = gen.encode(*cut)
+        for m, method in enumerate(("fire", "regular")):
+            cfg = SamplingConfig(method=method, seed=10 * k + m, max_new_tokens=budget + 3 * k - 4 * m)
+            requests.append(BranchRequest(prompt_ids=ids, n=n, sampling=cfg))
+    eos = SamplingConfig(method="regular", seed=1, max_new_tokens=budget)
+    return [*requests, BranchRequest(prompt_ids=gen.encode(*EOS_PROMPT), n=4, sampling=eos)]
+
+
+def _check_batch_shape(requests: list[BranchRequest], many: list[list[Branch]]) -> None:
+    """Per-row budgets are honoured, and rows of the EOS request left while others ran on."""
+    for req, branches in zip(requests, many, strict=True):
+        assert [b.index for b in branches] == list(range(req.n))
+        assert [b.method for b in branches] == [req.sampling.method] * req.n
+        for b in branches:
+            assert len(b.token_ids) <= req.sampling.max_new_tokens
+            assert (b.finish_reason == "length") == (len(b.token_ids) == req.sampling.max_new_tokens)
+    stopped = [len(b.token_ids) for b in many[-1] if b.finish_reason == "stop"]
+    assert stopped and min(stopped) < 3, "the EOS request should have rows that stop at once"
+    assert max(len(b.token_ids) for branches in many[:-1] for b in branches) > max(stopped)
+
+
+@pytest.fixture(scope="session")
+def many_requests():
+    """``many_requests(gen, cuts, n, budget)``: the requests a backend's batched call is tested on."""
+    return _many_requests
+
+
+@pytest.fixture(scope="session")
+def check_batch_shape():
+    """``check_batch_shape(requests, many)``: budgets honoured, early-EOS rows left while others ran on."""
+    return _check_batch_shape

@@ -11,10 +11,6 @@ from scipy.stats import chisquare
 from prm_fire.generators import Message, make_generator
 from prm_fire.generators.hf import HFGenerator
 from prm_fire.models import resolve_model
-from prm_fire.prefixes import build_prefix
-from prm_fire.problems import load_problems
-from prm_fire.prompts import build_messages
-from prm_fire.records import BranchRequest
 from prm_fire.sampling import (
     FireConfig,
     SamplingConfig,
@@ -202,43 +198,7 @@ def test_real_model_fire_gives_more_distinct_first_tokens(smollm):
 
 
 # ----------------------------------------------------------------------------- many requests in one call
-EOS_PROMPT = ([Message(role="user", content="What is 3 + 4? Reply with the number only.")], "7")
-
-
-@pytest.fixture(scope="module")
-def gsm8k_cuts(shared_data) -> list[tuple[list[Message], str]]:
-    """4 GSM8K test prompts with the first 2 lines of their reference solution as the kept prefix."""
-    problems = [p for p in load_problems(shared_data / "gsm8k" / "test.jsonl", limit=40)
-                if len(p.solution.splitlines()) >= 3][:4]
-    return [(build_messages(p), build_prefix(p.solution, "line3", problem_id=p.id).text) for p in problems]
-
-
-def many_requests(gen, cuts, n: int, budget: int) -> list[BranchRequest]:
-    """Each cut with FIRE and regular (own seeds and budgets), then a request whose rows draw EOS early."""
-    requests = []
-    for k, cut in enumerate(cuts):
-        ids = gen.encode(*cut)
-        for m, method in enumerate(("fire", "regular")):
-            cfg = SamplingConfig(method=method, seed=10 * k + m, max_new_tokens=budget + 3 * k - 4 * m)
-            requests.append(BranchRequest(prompt_ids=ids, n=n, sampling=cfg))
-    eos = SamplingConfig(method="regular", seed=1, max_new_tokens=budget)
-    return [*requests, BranchRequest(prompt_ids=gen.encode(*EOS_PROMPT), n=4, sampling=eos)]
-
-
-def check_batch_shape(requests: list[BranchRequest], many: list[list]) -> None:
-    """Per-row budgets are honoured, and rows of the EOS request left while others ran on."""
-    for req, branches in zip(requests, many, strict=True):
-        assert [b.index for b in branches] == list(range(req.n))
-        assert [b.method for b in branches] == [req.sampling.method] * req.n
-        for b in branches:
-            assert len(b.token_ids) <= req.sampling.max_new_tokens
-            assert (b.finish_reason == "length") == (len(b.token_ids) == req.sampling.max_new_tokens)
-    stopped = [len(b.token_ids) for b in many[-1] if b.finish_reason == "stop"]
-    assert stopped and min(stopped) < 3, "the EOS request should have rows that stop at once"
-    assert max(len(b.token_ids) for branches in many[:-1] for b in branches) > max(stopped)
-
-
-def test_many_requests_in_one_call_equal_each_alone(smollm, gsm8k_cuts):
+def test_many_requests_in_one_call_equal_each_alone(smollm, gsm8k_cuts, many_requests, check_batch_shape):
     """2 prefixes x FIRE/regular with their own seeds and budgets, plus early-EOS rows, in one batch of
     prompts of different lengths: every request gets exactly the records it gets alone."""
     requests = many_requests(smollm, gsm8k_cuts[:2], n=2, budget=8)
@@ -246,6 +206,16 @@ def test_many_requests_in_one_call_equal_each_alone(smollm, gsm8k_cuts):
     many = smollm.branch_many(requests)
     check_batch_shape(requests, many)
     assert many == [smollm.branch_ids(r.prompt_ids, r.n, r.sampling) for r in requests]
+
+
+@pytest.mark.slow
+def test_many_requests_on_qwen_equal_each_alone(gsm8k_cuts, many_requests, check_batch_shape):
+    """4 GSM8K prefixes x FIRE/regular, n=4, 28 to 41 tokens, plus early-EOS rows: exact as alone."""
+    qwen = make_generator("hf", "qwen2.5-coder-0.5b")
+    requests = many_requests(qwen, gsm8k_cuts, n=4, budget=32)
+    many = qwen.branch_many(requests)
+    check_batch_shape(requests, many)
+    assert many == [qwen.branch_ids(r.prompt_ids, r.n, r.sampling) for r in requests]
 
 
 def test_decoding_raises_no_deprecation_warning(smollm):

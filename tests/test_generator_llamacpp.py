@@ -22,6 +22,7 @@ from prm_fire.generators.llamacpp import LlamaCppGenerator  # noqa: E402
 from prm_fire.models import ModelError  # noqa: E402
 from prm_fire.problems import load_problems  # noqa: E402
 from prm_fire.prompts import build_messages  # noqa: E402
+from prm_fire.records import BranchRequest  # noqa: E402
 from prm_fire.sampling import FireConfig, SamplingConfig, hot_logits  # noqa: E402
 
 pytestmark = pytest.mark.llamacpp
@@ -194,3 +195,55 @@ def test_bad_arguments_are_named(smol):
         smol.branch_ids([], 2, SamplingConfig())
     with pytest.raises(ModelError, match="neither an embedded key"):
         LlamaCppGenerator("no-such-model")
+
+
+# ----------------------------------------------------------------------------- many requests in one call
+def test_many_requests_in_one_call_equal_each_alone(smol, gsm8k_cuts, many_requests, check_batch_shape):
+    """2 GSM8K prefixes x FIRE/regular with their own seeds and budgets, plus early-EOS rows, as
+    sequences of one batch: every request gets exactly the records it gets alone."""
+    requests = many_requests(smol, gsm8k_cuts[:2], n=2, budget=8)
+    many = smol.branch_many(requests)
+    check_batch_shape(requests, many)
+    assert many == [smol.branch_ids(r.prompt_ids, r.n, r.sampling) for r in requests]
+
+
+@pytest.mark.slow
+def test_many_requests_on_qwen_equal_each_alone(qwen, gsm8k_cuts, many_requests, check_batch_shape):
+    """4 GSM8K prefixes x FIRE/regular, n=4, 28 to 41 tokens, plus early-EOS rows: exact as alone."""
+    requests = many_requests(qwen, gsm8k_cuts, n=4, budget=32)
+    many = qwen.branch_many(requests)
+    check_batch_shape(requests, many)
+    assert many == [qwen.branch_ids(r.prompt_ids, r.n, r.sampling) for r in requests]
+
+
+def test_requests_beyond_the_parallel_sequences_are_served_in_groups(smol, gsm8k_cuts):
+    """More branches than llama.cpp has sequences: whole requests per group, the fewest groups that fit,
+    and every request's records still those it gets alone."""
+    import llama_cpp
+
+    limit = llama_cpp.llama_max_parallel_sequences()
+    ids = [smol.encode(*cut) for cut in gsm8k_cuts[:3]]
+    n = limit // 3 + 5  # 3 requests of n branches + 3 prompts need more than one group, 2 suffice
+    requests = [BranchRequest(prompt_ids=p, n=n, sampling=SamplingConfig(method="regular", max_new_tokens=2, seed=k))
+                for k, p in enumerate(ids)]
+    groups = smol._groups(requests)
+    assert sorted(r for g in groups for r in g) == [0, 1, 2] and len(groups) == 2
+    # A request that shares a group's prompt costs that group no extra sequence.
+    short = BranchRequest(prompt_ids=ids[0], n=limit - n - 1, sampling=SamplingConfig(max_new_tokens=2))
+    assert len(smol._groups([requests[0], short])) == 1
+    many = smol.branch_many(requests)
+    assert many == [smol.branch_ids(r.prompt_ids, r.n, r.sampling) for r in requests]
+    with pytest.raises(ValueError, match="exceed llama.cpp's"):
+        smol.branch_ids(ids[0], limit, SamplingConfig(max_new_tokens=2))
+
+
+def test_a_prompt_longer_than_one_prefill_batch_is_continued(smol, hf):
+    """Prompts over 512 tokens are prefilled in chunks; the earlier chunks ask for no logits (they used to
+    crash), and the last one's logits are those of the whole prompt (the HF backend's greedy token)."""
+    words = " ".join(f"{i} apples" for i in range(300))
+    prompt = [Message(role="user", content=f"Count these: {words}. How many are there?")]
+    ids = smol.encode(prompt, "")
+    assert len(ids) > 512
+    cfg = SamplingConfig(method="regular", temperature=0, max_new_tokens=2)
+    [ours], [ref] = smol.branch_ids(ids, 1, cfg), hf.branch_ids(ids, 1, cfg)
+    assert len(ours.token_ids) >= 1 and ours.first_token_id == ref.first_token_id

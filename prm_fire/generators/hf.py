@@ -1,9 +1,23 @@
-"""HF transformers backend: prefill the shared prefix once, then decode n branches as one batch.
+"""HF transformers backend: each prefix prefilled once, the branches of many requests decoded as one batch.
 
-The FIRE step is :meth:`HFGenerator._decode`: one forward pass over prompt + prefix, n first tokens
-drawn from its last logits (:func:`prm_fire.sampling.first_tokens`, hot for FIRE), the prefix KV
-cache repeated n times (a copy, no second prefill), then regular decoding of the n rows together;
-rows that drew EOS leave the batch.
+The FIRE step is :meth:`HFGenerator._decode`: one forward pass over each distinct prompt + prefix
+(alone: batching prompts of different lengths into one padded prefill was no faster here and moves
+their logits by ~2e-5), each request's first tokens drawn from its prompt's last logits
+(:func:`prm_fire.sampling.first_tokens`, hot for FIRE), then regular decoding of every row of every
+request together, each with its own request's settings (:func:`prm_fire.sampling.regular_draw`).
+
+Rows of prompts of different lengths share one KV cache (:class:`_PaddedBatch`): each row starts from
+a copy of its prompt's prefill cache, left-padded to the longest prompt; an attention mask hides the
+padding and explicit position ids continue each row from its own prompt length. A row that draws EOS
+or reaches its request's ``max_new_tokens`` leaves the batch (``batch_select_indices`` on the cache,
+the mask and the positions), and leading cache columns that only padding fills are dropped.
+
+Exactness: a request sent alone has no padding and no mask; in a batch its rows attend over masked
+padding columns too and the matrix products run over more rows. Masked scores are exact zeros after
+the softmax, so only the rounding of the kernels could differ; it did not, where measured: 4 GSM8K
+prefixes (prompts of 152-205 tokens) x FIRE/regular x n=10, up to 64 tokens, on smollm2-135m and
+qwen2.5-coder-0.5b in float32, gave 160 of 160 branches identical to the same requests sent alone
+(tested: ``tests/test_generator_hf.py``). First tokens are exact by construction (prefills run alone).
 """
 
 from __future__ import annotations

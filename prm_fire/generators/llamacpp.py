@@ -1,17 +1,23 @@
-"""llama.cpp backend: the GGUF file runs natively; the n branches of a prefix decode as one batch.
+"""llama.cpp backend: the GGUF file runs natively; the branches of many prefixes decode as one batch.
 
 Same records and FIRE semantics as the HF backend (:mod:`prm_fire.generators.hf`):
 
 * **token ids**: the chat prompt + prefix are encoded with the model's HF tokenizer (read from the
   GGUF); the GGUF tokenizer of llama.cpp gives the same ids (tested on MATH prompts), so trees from
   both backends are comparable. llama.cpp is fed these ids.
-* **shared prefix, batched branches**: prompt + prefix are evaluated once, as sequence 0; branch *i*
-  is sequence *i + 1*, whose KV cache starts as a copy of sequence 0's (``llama_memory_seq_cp``). Each
-  decode step puts one token per live branch in one ``llama_batch``, with its own sequence id and
-  position, and asks logits for each; a branch that drew EOS leaves the batch.
-* **branch i does not depend on n**: by default every sequence has its own KV stream
-  (``kv_unified=False``), so a branch's attention only spans its own cells and its arithmetic is the
-  same whatever its siblings do. With ``unified_kv=True`` the branches share the prefix cells of one
+* **shared prefixes, batched branches, many requests**: each distinct prompt + prefix is evaluated
+  once, as its own sequence (requests on the same prefix, e.g. FIRE and regular, share it); every
+  branch that runs past its first token is a further sequence whose KV cache starts as a copy of its
+  prompt's (``llama_memory_seq_cp``). Each decode step puts one token per live branch of every request
+  in one ``llama_batch``, with its own sequence id and position, and asks logits for each; a branch
+  that drew EOS or reached its request's ``max_new_tokens`` leaves the batch and frees its cells.
+  Requests that need more than ``llama_max_parallel_sequences()`` sequences are served in groups of
+  whole requests (:meth:`LlamaCppGenerator._branch_many`).
+* **branch i depends neither on n nor on the other requests**: by default every sequence has its
+  own KV stream (``kv_unified=False``), so a branch's attention only spans its own cells and its
+  arithmetic is the same whatever its siblings or other requests' branches do: a request's records
+  in a batch equal its records alone (tested; 4 GSM8K prefixes x FIRE/regular x n=10, 64 tokens,
+  smollm2-135m: 80 of 80 branches identical). With ``unified_kv=True`` the branches share the prefix cells of one
   pool (less memory), but the masked attention rows then grow with n, float rounding changes, and
   on MATH prompts some branches were seen to draw other tokens at n=10 than at n=1.
 * **sampling is ours**, from the logits llama.cpp returns: the transforms and per-branch generators of
@@ -35,10 +41,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from prm_fire.generators import GENERATORS
-from prm_fire.generators.base import Branch, ChatBackend, DecodeState
+from prm_fire.generators.base import ChatBackend, DecodeState, Rows
 from prm_fire.generators.hf import real_vocab_size
 from prm_fire.limits import ModelShape
-from prm_fire.sampling import SamplingConfig, branch_seed, draw, first_tokens, guard_vocab, regular_logits
+from prm_fire.records import Branch, BranchRequest
+from prm_fire.sampling import first_tokens, guard_vocab, regular_draw
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -189,14 +196,49 @@ class LlamaCppGenerator(ChatBackend):
 
     # -- branching ----------------------------------------------------------------------------------
 
-    def branch_ids(self, prompt_ids: list[int], n: int, sampling: SamplingConfig) -> list[Branch]:
-        """``n`` branches continuing the token ids ``prompt_ids`` (prompt + prefix, already encoded)."""
+    def _branch_many(self, requests: list[BranchRequest]) -> list[list[Branch]]:
+        """Every request's branches, decoded together in as few groups as llama.cpp's sequences allow.
+
+        A group needs one sequence per distinct prompt and one per branch that runs past its first
+        token; at most ``llama_max_parallel_sequences()`` fit in one context. Requests are packed
+        whole, largest first, into the first group with room (first-fit decreasing: one group whenever
+        everything fits, close to the fewest otherwise); each group is one batched decode.
+        """
         import torch
 
-        self.check_request(prompt_ids, n)
+        out: list[list[Branch]] = [[] for _ in requests]
         with torch.inference_mode():
-            first, first_raw, first_sampled, rows, finish = self._decode(prompt_ids, n, sampling)
-        return self.records(sampling.method, first, first_raw, first_sampled, rows, finish)
+            for group in self._groups(requests):
+                rows = Rows([requests[r] for r in group])
+                for r, branches in zip(group, self.records_many(rows, *self._decode(rows)), strict=True):
+                    out[r] = branches
+        return out
+
+    def _groups(self, requests: list[BranchRequest]) -> list[list[int]]:
+        """Request indices cut into groups that each fit llama.cpp's parallel sequences."""
+        limit = self._lc.llama_max_parallel_sequences()
+        branch_seqs = [req.n if req.sampling.max_new_tokens > 1 else 0 for req in requests]
+        for req, need in zip(requests, branch_seqs):
+            if 1 + need > limit:
+                raise ValueError(
+                    f"llamacpp backend: n={req.n} branches exceed llama.cpp's {limit - 1} parallel sequences "
+                    "(max_new_tokens=1 has no limit)"
+                )
+        groups: list[tuple[list[int], set[tuple[int, ...]]]] = []
+        used: list[int] = []
+        for r in sorted(range(len(requests)), key=lambda r: -branch_seqs[r]):
+            prompt = tuple(requests[r].prompt_ids)
+            for g, (members, prompts) in enumerate(groups):
+                cost = branch_seqs[r] + (prompt not in prompts)
+                if used[g] + cost <= limit:
+                    members.append(r)
+                    prompts.add(prompt)
+                    used[g] += cost
+                    break
+            else:
+                groups.append(([r], {prompt}))
+                used.append(1 + branch_seqs[r])
+        return [sorted(members) for members, _ in groups]
 
     def next_logits(self, prompt_ids: list[int], *, guard: bool = True) -> torch.Tensor:
         """llama.cpp's logits for the token after ``prompt_ids``, [n_vocab] (``guard``: step 1 applied)."""
@@ -245,62 +287,64 @@ class LlamaCppGenerator(ChatBackend):
         first = len(tokens) - outputs
         rows = [np.ctypeslib.as_array(lc.llama_get_logits_ith(self._ctx, first + j), shape=(self.n_vocab,))
                 for j in range(outputs)]
-        return torch.from_numpy(np.stack(rows))
+        # A prefill chunk before the last asks for no logits (prompts over one batch of 512 tokens).
+        return torch.from_numpy(np.stack(rows)) if rows else torch.empty(0, self.n_vocab)
 
-    def _prefill(self, prompt_ids: list[int]) -> torch.Tensor:
-        """Evaluate ``prompt_ids`` as sequence 0 (in chunks of the batch size); logits after the last."""
+    def _prefill(self, prompt_ids: list[int] | tuple[int, ...], seq: int = 0) -> torch.Tensor:
+        """Evaluate ``prompt_ids`` as sequence ``seq`` (in chunks of the batch size); logits after the last."""
         for start in range(0, len(prompt_ids), 512):
-            chunk = prompt_ids[start : start + 512]
+            chunk = list(prompt_ids[start : start + 512])
             last = start + len(chunk) == len(prompt_ids)
-            logits = self._run(chunk, list(range(start, start + len(chunk))), [0] * len(chunk), int(last))
+            logits = self._run(chunk, list(range(start, start + len(chunk))), [seq] * len(chunk), int(last))
         return logits
 
-    def _decode(self, prompt_ids: list[int], n: int, cfg: SamplingConfig) -> tuple[Any, ...]:
+    def _decode(self, rows: Rows) -> tuple[Any, ...]:
+        """The FIRE step for every row of ``rows`` (one group): prefill, first tokens, regular decoding."""
         import torch
 
-        lc = self._lc
-        generators = [torch.Generator().manual_seed(branch_seed(cfg.seed, i)) for i in range(n)]
-        greedy = cfg.temperature == 0
-        size = len(prompt_ids)
-        n_seq = 1 + (n if cfg.max_new_tokens > 1 else 0)
-        if n_seq > lc.llama_max_parallel_sequences():
-            raise ValueError(
-                f"llamacpp backend: n={n} branches exceed llama.cpp's {lc.llama_max_parallel_sequences() - 1} "
-                "parallel sequences (max_new_tokens=1 has no limit)"
-            )
-        self._context(size + cfg.max_new_tokens, n_seq)
+        lc, requests, generators = self._lc, rows.requests, rows.generators()
+        # Sequences: one per distinct prompt, then one per branch that runs past its first token.
+        distinct = dict.fromkeys(tuple(req.prompt_ids) for req in requests)
+        prompts = {p: s for s, p in enumerate(distinct)}
+        prompt_of = [tuple(requests[rows.owner[j]].prompt_ids) for j in range(len(rows))]
+        budgets = rows.budgets()
+        seq = {j: len(prompts) + k for k, j in enumerate(j for j in range(len(rows)) if budgets[j] > 1)}
+        self._context(max(len(p) + b for p, b in zip(prompt_of, budgets)), len(prompts) + len(seq))
 
-        # Prefill the shared prefix once, as sequence 0.
-        logits = guard_vocab(self._prefill(prompt_ids), self.vocab_size).expand(n, -1)
+        # Prefill each distinct prompt once, as its own sequence.
+        logits = {p: guard_vocab(self._prefill(p, s), self.vocab_size)[0] for p, s in prompts.items()}
 
-        # First token: hot (FIRE) or regular.
-        token, raw_lp, sampled_lp = first_tokens(logits, cfg, generators)
-        first = token.tolist()
+        # First tokens: hot (FIRE) or regular, from each request's prefill logits.
+        first, raw_lp, sampled_lp = [0] * len(rows), [0.0] * len(rows), [0.0] * len(rows)
+        for r, req in enumerate(requests):
+            s, n = rows.start[r], req.n
+            token, raw, sampled = first_tokens(logits[tuple(req.prompt_ids)].expand(n, -1), req.sampling,
+                                               generators[s : s + n])
+            first[s : s + n], raw_lp[s : s + n], sampled_lp[s : s + n] = token.tolist(), raw, sampled
 
-        # Branch i is sequence i + 1, starting from the prefix KV of sequence 0.
+        # A branch still running starts from a copy of its prompt's KV, then all decode together.
+        state = DecodeState(len(rows), budgets=budgets)
+        state.take(first, self.eos)
         memory = lc.llama_get_memory(self._ctx)
-        if n_seq > 1:
-            for i in range(n):
-                lc.llama_memory_seq_cp(memory, 0, i + 1, -1, -1)
-        state = DecodeState(n)
-        bar = tqdm(total=cfg.max_new_tokens, desc=f"{cfg.method} x{n}", unit="step", disable=not self.progress)
-        for step in range(cfg.max_new_tokens):
+        for j in state.alive:
+            lc.llama_memory_seq_cp(memory, prompts[prompt_of[j]], seq[j], -1, -1)
+        position = [len(p) for p in prompt_of]
+        token = [first[j] for j in state.alive]
+        cfgs = [rows.sampling(j) for j in range(len(rows))]
+        bar = tqdm(total=max(budgets), desc=f"{len(requests)} requests x{len(rows)}", unit="step",
+                   disable=not self.progress)
+        while state.alive:
             bar.update()
-            if step > 0:
-                # One batch: the last token of every live branch, at its position, in its own sequence.
-                live = state.alive
-                logits = self._run(token.tolist(), [size + step - 1] * len(live), [i + 1 for i in live], len(live))
-                logits = guard_vocab(logits, self.vocab_size)
-                if not greedy:
-                    logits = regular_logits(logits, cfg)
-                token = draw(logits, [generators[i] for i in live], greedy=greedy)
-            keep, ended = state.take(token.tolist(), self.eos)
-            if ended:
-                if n_seq > 1:  # free the ended branches' sequence memory
-                    for i in ended:
-                        lc.llama_memory_seq_rm(memory, i + 1, -1, -1)
-                if not state.alive:
-                    break
-                token = token[torch.tensor(keep)]
+            # One batch: the last token of every live branch, at its position, in its own sequence.
+            live = state.alive
+            out = self._run(token, [position[j] for j in live], [seq[j] for j in live], len(live))
+            for j in live:
+                position[j] += 1
+            drawn = regular_draw(guard_vocab(out, self.vocab_size), [cfgs[j] for j in live],
+                                 [generators[j] for j in live]).tolist()
+            keep, ended = state.take(drawn, self.eos)
+            for j in ended:  # free the ended branches' sequence memory
+                lc.llama_memory_seq_rm(memory, seq[j], -1, -1)
+            token = [drawn[k] for k in keep]
         bar.close()
         return first, raw_lp, sampled_lp, state.rows, state.finish
