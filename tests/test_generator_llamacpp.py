@@ -245,5 +245,5 @@ def test_a_prompt_longer_than_one_prefill_batch_is_continued(smol, hf):
     ids = smol.encode(prompt, "")
     assert len(ids) > 512
     cfg = SamplingConfig(method="regular", temperature=0, max_new_tokens=2)
-    [ours], [ref] = smol.branch_ids(ids, 1, cfg), hf.branch_ids(ids, 1, cfg)
+    [ours], [ref] = smol.branch_ids(ids, 1, cfg), hf("smollm2-135m").branch_ids(ids, 1, cfg)
     assert len(ours.token_ids) >= 1 and ours.first_token_id == ref.first_token_id
