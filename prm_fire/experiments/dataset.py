@@ -49,6 +49,7 @@ class DatasetItem(BaseModel):
     prm: str
     step_scores: list[float]
     first_error_index: int | None
+    step_reasons: list[list[str]] | None = None  # per step, the rules a checker fired (reference, symbolic)
 
 
 class Attempt(BaseModel):
@@ -170,7 +171,8 @@ def sample_wave(config: ExperimentConfig, problems: list[Problem], resources: Re
         kept, reason = (_verdict(config, verdicts[j].correct, len(steps[j]), first_error, screened_at) if steps[j]
                         else (False, "empty response"))
         item = DatasetItem(problem=problem, response=raws[j].text, steps=steps[j], grade=verdicts[j],
-                           prm=config.prm.name, step_scores=sc.scores, first_error_index=first_error) \
+                           prm=config.prm.name, step_scores=sc.scores, first_error_index=first_error,
+                           step_reasons=getattr(sc, "reasons", None)) \
             if kept and sc is not None else None
         attempts.append(Attempt(
             problem_id=problem.id, kept=item is not None, reason=reason, correct=verdicts[j].correct,

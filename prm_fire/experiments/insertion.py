@@ -58,7 +58,8 @@ def _item_tree(config: ExperimentConfig, item: DatasetItem) -> nx.DiGraph:
         return load_tree(path)
     tree = new_tree(item.problem)
     add_response(tree, item.response, origin=f"sampled:{config.model}", step_mode=config.step_mode, grade=item.grade,
-                 prm=item.prm, step_scores=item.step_scores, first_error_index=item.first_error_index)
+                 prm=item.prm, step_scores=item.step_scores, first_error_index=item.first_error_index,
+                 step_reasons=item.step_reasons)
     return tree
 
 
