@@ -267,11 +267,11 @@ def test_a_kill_inside_a_wave_loses_no_item_and_counts_none_twice(tmp_path, shar
         pass
 
     broken = config_in("broken")
-    real_view = dataset._write_dataset_view
-    monkeypatch.setattr(dataset, "_write_dataset_view", lambda config: (_ for _ in ()).throw(Killed()))
+    real_view = dataset.write_dataset_view
+    monkeypatch.setattr(dataset, "write_dataset_view", lambda config: (_ for _ in ()).throw(Killed()))
     with pytest.raises(Killed):
         run_chain(broken, resources=Resources(broken, generator=generator), progress=False)
-    monkeypatch.setattr(dataset, "_write_dataset_view", real_view)
+    monkeypatch.setattr(dataset, "write_dataset_view", real_view)
     real_append, appended = insertion.append_journal, []
 
     def dies_after_three(path, record):

@@ -18,7 +18,8 @@ from __future__ import annotations
 from tqdm.auto import tqdm
 
 from prm_fire.experiments.config import ExperimentConfig
-from prm_fire.experiments.dataset import Attempt, DatasetItem, build_dataset, read_items, select_problems, waves
+from prm_fire.experiments.dataset import (Attempt, DatasetItem, build_dataset, read_items, select_problems, waves,
+                                          write_dataset_view)
 from prm_fire.experiments.insertion import branch_items
 from prm_fire.experiments.resources import Resources
 from prm_fire.journal import read_journal
@@ -32,6 +33,7 @@ def run_chain(config: ExperimentConfig, *, resources: Resources | None = None, p
     resources = resources or Resources(config)
     problems = select_problems(config.data)
     chosen = {p.id for p in problems}
+    write_dataset_view(config)  # a stop may have come between an attempt and the view's rewrite
     # Kept items of earlier runs whose branch sets a stop cut short (one call for all of them).
     for wave in waves([i for i in read_items(config) if i.problem.id in chosen], config.wave_size):
         branch_items(config, wave, resources=resources)

@@ -125,8 +125,11 @@ def read_items(config: ExperimentConfig) -> list[DatasetItem]:
     return [a.item or stored[a.problem_id] for a in attempts if a.kept]
 
 
-def _write_dataset_view(config: ExperimentConfig) -> None:
-    """Rewrite ``dataset.jsonl`` from the attempts journal, atomically (write, fsync, rename)."""
+def write_dataset_view(config: ExperimentConfig) -> None:
+    """Rewrite ``dataset.jsonl`` from the attempts journal, atomically (write, fsync, rename); nothing
+    before the first attempt."""
+    if not (config.run_dir / "attempts.jsonl").exists():
+        return
     path = config.run_dir / "dataset.jsonl"
     tmp = path.with_suffix(".jsonl.tmp")
     items = read_items(config)
@@ -210,6 +213,8 @@ def build_dataset(
     with tqdm(total=len(todo), desc="base responses", unit="problem", disable=not progress) as bar:
         for wave in waves(todo, config.wave_size):
             sample_wave(config, wave, resources)
-            _write_dataset_view(config)
+            write_dataset_view(config)
             bar.update(len(wave))
+    if not todo:
+        write_dataset_view(config)  # a run killed before its last view was written
     return read_items(config)
