@@ -105,7 +105,8 @@ def _cases(tmp_path: Path, shared_data: Path) -> list[tuple[str, list[str], str]
         ("too-few-lines", ["branch", "--point", "line3", "--response", "One line."], "response has 1 line, insertion point line3 needs 3"),
         ("context-prefix", ["branch", "--model", "smollm2-135m", "--point", "line900", "--response-file", str(long_response)],
          "exceed the context of model 'smollm2-135m' (8192 tokens)"),
-        ("context-budget", ["branch", "--model", "smollm2-135m", "--response-max-new-tokens", "9000"],
+        ("context-budget", ["branch", "--model", "smollm2-135m", "--response-from", "model",
+                            "--response-max-new-tokens", "9000"],
          "--response-max-new-tokens: prompt, then the base response"),
         ("n-memory", ["branch", "--model", "smollm2-135m", "--n", "100000"], "--n 100000: 100000 sequences of"),
         # table5

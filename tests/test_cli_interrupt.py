@@ -46,7 +46,8 @@ def _status_lines(stderr: str) -> list[str]:
 
 def test_ctrl_c_in_branch_says_nothing_was_written(tmp_path):
     out = tmp_path / "tree.json"
-    done = _interrupt_when(["branch", "--model", "smollm2-135m", "--n", "4", "--response-max-new-tokens", "400",
+    done = _interrupt_when(["branch", "--model", "smollm2-135m", "--response-from", "model", "--n", "4",
+                            "--response-max-new-tokens", "400",
                             "--out", str(out)], "sampling a base response", tmp_path)
     assert done.returncode == 130, done.stderr[-2000:]
     assert "Traceback" not in done.stderr, done.stderr[-2000:]
