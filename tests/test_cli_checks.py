@@ -126,7 +126,7 @@ def _cases(tmp_path: Path, shared_data: Path) -> list[tuple[str, list[str], str]
          "config mod: model: model 'smollm3'"),
         ("data-override-folder", ["table5", "--config", ok, "--data", str(tmp_path)], "--data: "),
         ("insertion-before-dataset", ["table5", "--config", ok, "--stage", "insertion"],
-         "--stage insertion: " + str(tmp_path / "runs" / "ok" / "dataset.jsonl") + " does not exist yet"),
+         "--stage insertion: " + str(tmp_path / "runs" / "ok" / "attempts.jsonl") + " does not exist yet"),
         ("table-before-insertion", ["table5", "--config", ok, "--stage", "table"], "--stage table: no insertion results"),
         ("per-level", ["table5", "--config", ok, "--stage", "pass-rate", "--per-level", "0"], "argument --per-level"),
         # processbench
