@@ -228,6 +228,7 @@ def test_decoding_raises_no_deprecation_warning(smollm):
 
 def test_requests_beyond_the_context_or_memory_are_refused_before_decoding(smollm):
     from prm_fire.limits import LimitError
+    from prm_fire.records import BranchRequest
 
     ids = smollm.encode(PROMPT, "")
     context = smollm.shape.context_length
