@@ -102,6 +102,6 @@ def branch(
     step-by-step prompt of :func:`prm_fire.prompts.build_messages`. To grow many sets in one engine
     call, use :func:`branch_many`.
     """
-    job = BranchJob(problem=problem, prefix=as_prefix(prefix), n=n, sampling=sampling or SamplingConfig(),
+    job = BranchJob(problem=problem, prefix=prefix, n=n, sampling=sampling or SamplingConfig(),
                     messages=messages)
     return branch_many([job], generator=generator)[0]

@@ -18,7 +18,7 @@ from __future__ import annotations
 from tqdm.auto import tqdm
 
 from prm_fire.experiments.config import ExperimentConfig
-from prm_fire.experiments.dataset import (Attempt, DatasetItem, build_dataset, read_items, select_problems, waves,
+from prm_fire.experiments.dataset import (Attempt, DatasetItem, build_dataset, select_problems, waves,
                                           write_dataset_view)
 from prm_fire.experiments.insertion import branch_items
 from prm_fire.experiments.resources import Resources
@@ -33,18 +33,18 @@ def run_chain(config: ExperimentConfig, *, resources: Resources | None = None, p
     resources = resources or Resources(config)
     problems = select_problems(config.data)
     chosen = {p.id for p in problems}
-    write_dataset_view(config)  # a stop may have come between an attempt and the view's rewrite
-    # Kept items of earlier runs whose branch sets a stop cut short (one call for all of them).
-    for wave in waves([i for i in read_items(config) if i.problem.id in chosen], config.wave_size):
+    items = write_dataset_view(config)  # a stop may have come between an attempt and the view's rewrite
+    # Kept items of earlier runs whose branch sets a stop cut short (one call per wave of them).
+    for wave in waves([i for i in items if i.problem.id in chosen], config.wave_size):
         branch_items(config, wave, resources=resources)
     tried = {a.problem_id for a in read_journal(config.run_dir / "attempts.jsonl", Attempt)}
     todo = [p for p in problems if p.id not in tried]
     with tqdm(total=len(problems), initial=len(problems) - len(todo), desc="problems", unit="problem",
               disable=not progress) as bar:
         for wave in waves(todo, config.wave_size):
-            build_dataset(config, problems=wave, resources=resources, progress=False)
+            items = build_dataset(config, problems=wave, resources=resources, progress=False)  # every kept item
             ids = {p.id for p in wave}
-            branch_items(config, [i for i in read_items(config) if i.problem.id in ids], resources=resources)
+            branch_items(config, [i for i in items if i.problem.id in ids], resources=resources)
             bar.update(len(wave))
-            bar.set_postfix(kept=sum(i.problem.id in chosen for i in read_items(config)))
-    return [i for i in read_items(config) if i.problem.id in chosen]
+            bar.set_postfix(kept=sum(i.problem.id in chosen for i in items))
+    return [i for i in items if i.problem.id in chosen]

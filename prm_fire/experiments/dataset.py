@@ -125,11 +125,11 @@ def read_items(config: ExperimentConfig) -> list[DatasetItem]:
     return [a.item or stored[a.problem_id] for a in attempts if a.kept]
 
 
-def write_dataset_view(config: ExperimentConfig) -> None:
-    """Rewrite ``dataset.jsonl`` from the attempts journal, atomically (write, fsync, rename); nothing
-    before the first attempt."""
+def write_dataset_view(config: ExperimentConfig) -> list[DatasetItem]:
+    """Rewrite ``dataset.jsonl`` from the attempts journal, atomically (write, fsync, rename), and return
+    the kept items it holds; nothing is written before the first attempt."""
     if not (config.run_dir / "attempts.jsonl").exists():
-        return
+        return []
     path = config.run_dir / "dataset.jsonl"
     tmp = path.with_suffix(".jsonl.tmp")
     items = read_items(config)
@@ -138,6 +138,7 @@ def write_dataset_view(config: ExperimentConfig) -> None:
         f.flush()
         os.fsync(f.fileno())
     tmp.replace(path)
+    return items
 
 
 def _score_all(scorer: Any, problems: list[Problem], steps: list[list[str]]) -> list[Any]:
@@ -211,10 +212,10 @@ def build_dataset(
     todo = [p for p in (select_problems(config.data) if problems is None else problems) if p.id not in done]
     resources = resources or Resources(config)
     with tqdm(total=len(todo), desc="base responses", unit="problem", disable=not progress) as bar:
+        items = None
         for wave in waves(todo, config.wave_size):
             sample_wave(config, wave, resources)
-            write_dataset_view(config)
+            items = write_dataset_view(config)
             bar.update(len(wave))
-    if not todo:
-        write_dataset_view(config)  # a run killed before its last view was written
-    return read_items(config)
+    # With nothing to try, the view is still rewritten: a run may have been killed before its last rewrite.
+    return items if items is not None else write_dataset_view(config)

@@ -1,8 +1,8 @@
 """Stage 2 of Table 5: branch every data set item at one insertion point with one or both methods.
 
 The branch sets of many items, points and methods go to the generator in one call
-(:func:`branch_items`). Per (item, method) one line of ``insertion/<point>.jsonl`` (n, correct, answers, first tokens), and
-every branch set in the item's tree ``trees/<item>.json`` (problem -> response with PRM scores ->
+(:func:`branch_items`). Per (item, method) one line of ``insertion/<point>.jsonl`` (n, correct,
+answers, first tokens), and every branch set in the item's tree ``trees/<item>.json`` (problem -> response with PRM scores ->
 prefix -> branches). A rerun skips what the journal holds; seeds derive from (seed, item id), so a
 killed and resumed run gives the same numbers as an uninterrupted one.
 """
