@@ -63,6 +63,23 @@ def _check_batch_shape(requests: list[BranchRequest], many: list[list[Branch]]) 
     assert max(len(b.token_ids) for branches in many[:-1] for b in branches) > max(stopped)
 
 
+def _identical_share(many: list[list[Branch]], alone: list[list[Branch]]) -> float:
+    """Share of branches whose records are identical in the batched call and alone (same shapes asserted).
+
+    Engines whose kernels change with the batch size (llama.cpp, vLLM) may round a logit differently
+    in a larger batch; a draw that sits on a near-tie can then flip, and that branch runs on differently.
+    """
+    assert [len(b) for b in many] == [len(b) for b in alone]
+    pairs = [(x, y) for xs, ys in zip(many, alone) for x, y in zip(xs, ys)]
+    return sum(x == y for x, y in pairs) / len(pairs)
+
+
+@pytest.fixture(scope="session")
+def identical_share():
+    """``identical_share(many, alone)``: the share of branches a batched call returns exactly as alone."""
+    return _identical_share
+
+
 @pytest.fixture(scope="session")
 def many_requests():
     """``many_requests(gen, cuts, n, budget)``: the requests a backend's batched call is tested on."""
