@@ -85,7 +85,7 @@ require_wrong_answer = false
 min_first_error_step = 0
 require_first_error = true
 [insertion]
-points = ["line1", "line2", "prm"]
+points = ["line1", "line2", "prm", "entropy"]
 n = 3
 ks = [1, 3]
 [insertion.sampling]
@@ -112,14 +112,38 @@ def test_whole_chain_on_two_real_items_and_resume(tmp_path, shared_data, capsys)
     assert items, f"the seeded subset should keep items: {attempts}"
     table = json.loads((run / "table5.json").read_text())
     cells = {(c["method"], c["point"]): c for c in table["cells"]}
-    assert set(cells) == {(m, p) for m in ("regular", "fire") for p in ("line1", "line2", "prm")}
+    points = ("line1", "line2", "prm", "entropy")
+    assert set(cells) == {(m, p) for m in ("regular", "fire") for p in points}
     assert all(c["items"] == len(items) and set(c["pass_at"]) == {"1", "3"} for c in cells.values())
+    # Paired FIRE - regular per point and metric, item by item.
+    diffs = {(d["point"], d["metric"]): d for d in table["differences"]}
+    assert set(diffs) == {(p, m) for p in points for m in ("pass@1", "pass@3", "#EA")}
+    for point in points:
+        sets = [json.loads(line) for line in (run / "insertion" / f"{point}.jsonl").read_text().splitlines()]
+        per = {m: {s["item_id"]: s["correct"] / s["n"] for s in sets if s["method"] == m} for m in ("fire", "regular")}
+        want = sum(per["fire"][i] - per["regular"][i] for i in per["fire"]) / len(per["fire"])
+        assert diffs[(point, "pass@1")]["difference"]["mean"] == pytest.approx(want)
+    # The entropy-line: one record per item, a line 2 or later, and the prefix it cut there.
+    cuts = {c["item_id"]: c for c in map(json.loads, (run / "entropy.jsonl").read_text().splitlines())}
+    assert set(cuts) == {i["problem"]["id"] for i in items}
+    kept = {s["item_id"]: s["kept_steps"] for s in map(json.loads, (run / "insertion" / "entropy.jsonl").read_text().splitlines())}
+    for item in items:
+        cut = cuts[item["problem"]["id"]]
+        assert 1 <= cut["step_index"] < len(item["steps"]) and len(cut["line_max"]) == len(item["steps"])
+        assert cut["entropy"] == pytest.approx(max(cut["line_max"][1:]), abs=1e-3)
+        assert kept[item["problem"]["id"]] == cut["step_index"]
     assert (run / "table5.png").read_bytes()[:4] == b"\x89PNG"
     stats = table["stats"]
     assert (stats["problems"], stats["kept"]) == (2, len(items)) and stats["prm_tokens_unrecorded"] == 0
     assert stats["insertion_tokens"] == sum(c["tokens"] for c in cells.values()) > 0
     printed = capsys.readouterr().out
     assert "PRM-line" in printed and "Paper (Qwen2-7B-Instruct" in printed
+
+    # The power plan from the run's items (pass@3 here: the config's largest k).
+    if len(items) >= 2:
+        assert main(["table5", "--config", str(config_path), "--stage", "power", "--power-items", "2"]) == 0
+        plan = json.loads((run / "power.json").read_text())
+        assert plan["k"] == 3 and {p["point"] for p in plan["points"]} == set(points)
 
     tree = json.loads(next((run / "trees").iterdir()).read_text())
     kinds = [n["data"]["kind"] for n in tree["nodes"]]
@@ -137,7 +161,8 @@ def test_whole_chain_on_two_real_items_and_resume(tmp_path, shared_data, capsys)
     staged = tmp_path / "staged"
     for stage in ("dataset", "insertion"):
         assert main(["table5", "--config", str(config_path), "--stage", stage, "--out-dir", str(staged)]) == 0
-    for name in ("attempts.jsonl", "dataset.jsonl", "insertion/line1.jsonl", "insertion/prm.jsonl"):
+    for name in ("attempts.jsonl", "dataset.jsonl", "insertion/line1.jsonl", "insertion/prm.jsonl", "entropy.jsonl",
+                 "insertion/entropy.jsonl"):
         ours, theirs = (d / name for d in (run, staged / "tiny"))
         assert sorted(map(json.dumps, map(strip, ours.read_text().splitlines()))) == sorted(
             map(json.dumps, map(strip, theirs.read_text().splitlines()))), name
@@ -163,11 +188,16 @@ def test_pass_rate_by_level_on_real_problems_resumes(tmp_path, shared_data, caps
     assert len(records) == 4 and len(read_journal(journal, ProblemPassRate)) == 4
     assert all(r in records for r in first)
     rows = summarize(records, min_lines=1)
-    assert [(r.level, r.problems, r.samples) for r in rows] == [(1, 2, 4), (2, 2, 4)]
+    assert [(r.group, r.problems, r.samples) for r in rows] == [("1", 2, 4), ("2", 2, 4), ("all", 4, 8)]
     for row in rows:
-        mine = [r for r in records if r.level == row.level]
-        assert row.solved == sum(any(r.correct) for r in mine) / 2
-        assert row.keepable == sum(not c for r in mine for c in r.correct) / 4  # every sample has >= 1 line
+        mine = [r for r in records if row.group == "all" or r.level == row.level]
+        assert row.solved == sum(any(r.correct) for r in mine) / len(mine)
+        assert row.keepable == sum(not c for r in mine for c in r.correct) / (2 * len(mine))  # all have >= 1 line
+        # The 1st-line headroom: over problems whose sample 0 is wrong, pass@1 of sample 1.
+        wrong_first = [r.correct[1] for r in mine if not r.correct[0]]
+        assert row.line1_k == 1
+        assert (row.line1_pass_at_k.mean if row.line1_pass_at_k else None) == (
+            sum(wrong_first) / len(wrong_first) if wrong_first else None)
     # A wrong answer never counts as correct (the grade uses the extracted answer).
     assert all(not c for r in records for c, a in zip(r.correct, r.answers) if a is None)
     with pytest.raises(ValueError, match="samples and per_level must be >= 1"):

@@ -100,7 +100,7 @@ def fraction(text: str) -> float:
 
 
 def point(text: str) -> str:
-    """An argparse type: an insertion point name (``line1``, ``line2``, ... or ``prm``)."""
+    """An argparse type: an insertion point name (``line1``, ``line2``, ..., ``prm`` or ``entropy``)."""
     try:
         return check_point(text)
     except PrefixError as err:

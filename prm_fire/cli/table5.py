@@ -3,7 +3,8 @@
 Stages: ``dataset`` (base responses, PRM, filter), ``insertion`` (branching at each point),
 ``table`` (aggregate, markdown, JSON, PNG). ``all`` runs the first two in waves of problems
 (:mod:`prm_fire.experiments.chain`), then the table. Every stage resumes from what it wrote.
-``pass-rate`` (not part of ``all``) measures the policy's pass rate by MATH level, to choose the subset.
+``pass-rate`` (not part of ``all``) measures the policy's pass rate by MATH level (or reference-solution
+length), to choose the subset; ``power`` plans the run's size from its first kept items.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``table5`` and its options."""
     p = sub.add_parser("table5", help="reproduce the FIRE paper's Table 5 for a config (resumable)")
     p.add_argument("--config", required=True, help="shipped config name (cpu-small, paper) or a .toml path")
-    p.add_argument("--stage", choices=["all", "pass-rate", "dataset", "insertion", "table"], default="all")
+    p.add_argument("--stage", choices=["all", "pass-rate", "dataset", "insertion", "table", "power"], default="all")
     p.add_argument("--point", type=point, action="append",
                    help="insertion point(s) for the insertion stage (default: config's)")
     p.add_argument("--method", choices=["regular", "fire", "both"], default="both")
@@ -31,10 +32,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="override the config's wave_size (problems per generator call, >= 1)")
     p.add_argument("--backend", help="override the config's backend (its backend options are dropped)")
     p.add_argument("--data", help="override the config's data file (e.g. to measure pass rates on another set)")
+    p.add_argument("--data-seed", type=int,
+                   help="override the config's shuffle seed (e.g. to measure pass rates on other problems)")
     p.add_argument("--levels", type=level_list, default=[1, 2, 3],
                    help="pass-rate stage: comma-separated MATH levels, or 'all' (one row, e.g. GSM8K)")
     p.add_argument("--per-level", type=at_least(1), default=10, help="pass-rate stage: problems per level")
     p.add_argument("--samples", type=at_least(1), default=4, help="pass-rate stage: responses per problem")
+    p.add_argument("--power-items", type=at_least(2), default=30,
+                   help="power stage: plan the run's size from its first N kept items (default 30)")
     p.add_argument("--allow-unequal", action="store_true",
                    help="table: aggregate even if the cells hold different items (a run still in progress)")
 
@@ -67,8 +72,10 @@ def _config(args: argparse.Namespace):
         raw |= {"backend": args.backend, "backend_options": {}}
     if args.limit is not None:
         raw["data"]["limit"] = args.limit
-    if args.data:  # levels/subjects belong to the config's data set, not to another one
-        raw["data"] |= {"path": args.data, "levels": None, "subjects": None}
+    if args.data:  # levels/subjects/length belong to the config's data set, not to another one
+        raw["data"] |= {"path": args.data, "levels": None, "subjects": None, "min_solution_lines": None}
+    if args.data_seed is not None:
+        raw["data"]["seed"] = args.data_seed
     try:
         return ExperimentConfig.model_validate(raw)
     except ValidationError as err:
@@ -108,11 +115,11 @@ def check(args: argparse.Namespace):
                 raise InputError(f"--stage insertion: {attempts} does not exist yet; run --stage dataset "
                                  "(or the whole chain, without --stage) first")
             items = read_items(config)
-    if args.stage == "table":
+    if args.stage in ("table", "power"):
         points = config.insertion.points
         with problems.check():
             if not any(journal_path(config, p).is_file() for p in points):
-                raise InputError(f"--stage table: no insertion results in {config.run_dir / 'insertion'}; "
+                raise InputError(f"--stage {args.stage}: no insertion results in {config.run_dir / 'insertion'}; "
                                  "run --stage insertion (or the whole chain) first")
     if args.stage in GENERATING_STAGES:
         backend_flag = "--backend" if args.backend else f"config {config.name}: backend"
@@ -208,4 +215,9 @@ def run(args: argparse.Namespace) -> int:
         table = write_table5(config, allow_unequal=args.allow_unequal)
         print(render_markdown(table))
         print(f"written: {config.run_dir}/table5.md, table5.json, table5.png")
+    if args.stage == "power":
+        from prm_fire.experiments.power import render_power, write_power
+
+        print(render_power(write_power(config, first_items=args.power_items)))
+        print(f"written: {config.run_dir}/power.md, power.json")
     return 0

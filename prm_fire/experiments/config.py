@@ -29,6 +29,10 @@ class DataSpec(_Strict):
     path: str = Field(description="Data file (MATH JSONL ...); relative paths are from the working directory.")
     levels: list[int] | None = Field(default=None, description="Keep these MATH levels; None keeps all.")
     subjects: list[str] | None = Field(default=None, description="Keep these subjects (MATH 'type'); None keeps all.")
+    min_solution_lines: int | None = Field(
+        default=None, ge=1,
+        description="Keep problems whose reference solution has at least this many non-blank lines (a "
+                    "difficulty feature for data without levels, such as GSM8K); None keeps all.")
     limit: int | None = Field(default=None, ge=1, description="At most this many problems (after shuffling).")
     seed: int = Field(default=0, description="Shuffle seed for choosing the subset.")
 

@@ -75,16 +75,24 @@ def item_seed(seed: int, item_id: str) -> int:
     return branch_seed(seed, zlib.crc32(item_id.encode()))
 
 
+def solution_lines(problem: Problem) -> int:
+    """Non-blank lines of the problem's reference solution (0 without one); GSM8K's count its '#### answer'."""
+    return sum(bool(line.strip()) for line in (problem.solution or "").splitlines())
+
+
 def select_problems(spec: DataSpec) -> list[Problem]:
-    """The problems of ``spec.path`` at the chosen levels/subjects, shuffled by ``spec.seed``, cut to ``limit``."""
+    """The problems of ``spec.path`` at the chosen levels/subjects/solution length, shuffled by
+    ``spec.seed``, cut to ``limit``."""
     problems = [
         p for p in load_problems(spec.path)
         if p.answer is not None
         and (spec.levels is None or p.level in spec.levels)
         and (spec.subjects is None or p.subject in spec.subjects)
+        and (spec.min_solution_lines is None or solution_lines(p) >= spec.min_solution_lines)
     ]
     if not problems:
-        raise ValueError(f"{spec.path}: no problem with a gold answer matches levels={spec.levels} subjects={spec.subjects}")
+        raise ValueError(f"{spec.path}: no problem with a gold answer matches levels={spec.levels} "
+                         f"subjects={spec.subjects} min_solution_lines={spec.min_solution_lines}")
     random.Random(spec.seed).shuffle(problems)
     return problems[: spec.limit]
 
@@ -92,7 +100,8 @@ def select_problems(spec: DataSpec) -> list[Problem]:
 def _verdict(config: ExperimentConfig, correct: bool, steps: int, first_error: int | None,
              screened_at: int | None = None) -> tuple[bool, str]:
     f = config.filter
-    needed = max([int(p[4:]) for p in config.insertion.points if p.startswith("line")], default=0)
+    needed = max([int(p[4:]) for p in config.insertion.points if p.startswith("line")]
+                 + [2] * ("entropy" in config.insertion.points), default=0)  # entropy-line: a line 2 or later
     if f.require_wrong_answer and correct:
         return False, "final answer correct"
     if steps < needed:

@@ -4,7 +4,8 @@ The branch sets of many items, points and methods go to the generator in one cal
 (:func:`branch_items`). Per (item, method) one line of ``insertion/<point>.jsonl`` (n, correct,
 answers, first tokens), and every branch set in the item's tree ``trees/<item>.json`` (problem -> response with PRM scores ->
 prefix -> branches). A rerun skips what the journal holds; seeds derive from (seed, item id), so a
-killed and resumed run gives the same numbers as an uninterrupted one.
+killed and resumed run gives the same numbers as an uninterrupted one. The entropy-line point's cut
+comes from ``entropy.jsonl`` (one line per item, computed once by the policy's forward pass).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from prm_fire.branching import BranchJob, BranchSet, branch_many
 from prm_fire.experiments.config import ExperimentConfig
 from prm_fire.experiments.dataset import DatasetItem, item_seed, read_items, waves
 from prm_fire.experiments.resources import Resources
+from prm_fire.entropy import EntropyLine
 from prm_fire.journal import append_journal, read_journal
+from prm_fire.prompts import build_messages
 from prm_fire.prefixes import build_prefix
 from prm_fire.sampling import Method
 from prm_fire.tree import add_branch_set, add_response, load_tree, new_tree, save_tree
@@ -50,6 +53,20 @@ def journal_path(config: ExperimentConfig, point: str) -> Path:
 
 def tree_path(config: ExperimentConfig, item_id: str) -> Path:
     return config.run_dir / "trees" / (re.sub(r"[^A-Za-z0-9._-]+", "_", item_id).strip("_") + ".json")
+
+
+def entropy_lines(config: ExperimentConfig, items: list[DatasetItem], resources: Resources) -> dict[str, EntropyLine]:
+    """The entropy-line of each item: from ``entropy.jsonl``, else computed (one forward pass each) and
+    appended there, so a rerun never computes an item twice."""
+    path = config.run_dir / "entropy.jsonl"
+    known = {r.item_id: r for r in read_journal(path, EntropyLine)}
+    for item in items:
+        if item.problem.id not in known:
+            cut = resources.entropy.entropy_line(item.problem.id, build_messages(item.problem), item.response,
+                                                 config.step_mode)
+            append_journal(path, cut)
+            known[cut.item_id] = cut
+    return {item.problem.id: known[item.problem.id] for item in items}
 
 
 def _item_tree(config: ExperimentConfig, item: DatasetItem) -> nx.DiGraph:
@@ -98,10 +115,12 @@ def branch_items(
     if not wanted:
         return []
     start = time.perf_counter()
+    cuts = entropy_lines(config, list({i.problem.id: i for i, p, _ in wanted if p == "entropy"}.values()), resources)
     jobs = []
     for item, point, method in wanted:
         prefix = build_prefix(item.response, point, step_mode=config.step_mode,
-                              first_error_index=item.first_error_index, problem_id=item.problem.id)
+                              first_error_index=item.first_error_index, problem_id=item.problem.id,
+                              entropy_index=cuts[item.problem.id].step_index if point == "entropy" else None)
         jobs.append(BranchJob(problem=item.problem, prefix=prefix, n=spec.n,
                               sampling=spec.sampling_for(method, item_seed(spec.sampling.seed, item.problem.id))))
     sets = branch_many(jobs, generator=resources.generator)

@@ -6,6 +6,12 @@ wrong, too hard and no branch ever reaches the answer, so pass@10 says nothing. 
 grades them, and reports per level the pass@1 (mean fraction correct), the share of problems solved
 at least once, and the share of responses the data set filter could keep (wrong, with a line after
 the first ``filter.min_first_error_step`` lines) -- an upper bound on the stage-1 yield before the PRM's verdict.
+Data without levels (GSM8K) is grouped by the length of the reference solution instead.
+
+With ``samples`` >= 2 it also estimates the headroom of Table 5's 1st-line cell: the 1st-line cut
+keeps nothing of the response, so regular branches there are fresh samples of the problem; over the
+problems whose sample 0 (the stage-1 response) is wrong, the unbiased pass@k of samples 1.. is that
+cell's expected value (k = min(10, samples - 1)).
 
 Sample 0 of a problem uses the seed :func:`prm_fire.experiments.dataset.item_seed` gives it, so it is
 the very response stage 1 would sample for that problem. Results go to ``pass_rate.jsonl`` (one line
@@ -20,11 +26,11 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from tqdm.auto import tqdm
 
 from prm_fire.experiments.config import ExperimentConfig
-from prm_fire.experiments.dataset import item_seed, select_problems, waves
+from prm_fire.experiments.dataset import item_seed, select_problems, solution_lines, waves
 from prm_fire.experiments.resources import Resources
 from prm_fire.grader import grade
 from prm_fire.journal import append_journal, read_journal
-from prm_fire.metrics import Interval, mean_ci
+from prm_fire.metrics import Interval, mean_ci, pass_at_k
 from prm_fire.prompts import build_messages
 from prm_fire.records import BranchRequest
 from prm_fire.steps import split_steps
@@ -41,6 +47,7 @@ class ProblemPassRate(BaseModel):
     correct: list[bool] = Field(description="Grade of each sample, in branch order.")
     answers: list[str | None] = Field(description="Final answer extracted from each sample (None: none stated).")
     lines: list[int] = Field(description="Non-blank lines of each sample.")
+    solution_lines: int | None = Field(default=None, description="Non-blank lines of the reference solution.")
     tokens: int = Field(description="Tokens generated over all samples.")
     seconds: float
 
@@ -51,12 +58,16 @@ class LevelPassRate(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     level: int | None
+    group: str = Field(default="all", description="The level, or the reference-solution length for data without levels.")
     problems: int
     samples: int
     pass_at_1: Interval = Field(description="Mean over problems of the fraction of samples correct.")
     solved: float = Field(description="Share of problems with at least one correct sample.")
     keepable: float = Field(description="Share of samples that are wrong and have >= min_lines lines.")
     mean_tokens: float = Field(description="Mean tokens per sample.")
+    line1_k: int | None = Field(default=None, description="k of ``line1_pass_at_k`` (None: fewer than 2 samples).")
+    line1_pass_at_k: Interval | None = Field(
+        default=None, description="Over problems whose sample 0 is wrong: pass@k of samples 1.. (the 1st-line cell).")
 
 
 def _journal(config: ExperimentConfig):
@@ -105,6 +116,7 @@ def measure_pass_rate(
                     problem_id=problem.id, level=problem.level, subject=problem.subject,
                     correct=[g.correct for g in grades], answers=[g.predicted for g in grades],
                     lines=[len(split_steps(b.text, "line")) for b in branches],
+                    solution_lines=solution_lines(problem),
                     tokens=sum(len(b.token_ids) for b in branches),
                     seconds=share,
                 )
@@ -114,44 +126,67 @@ def measure_pass_rate(
     return [done[p.id] for p in chosen]
 
 
+def _group(record: ProblemPassRate) -> tuple[int, int, str]:
+    """Sort key and title of a record's row: its level, else its reference solution's length."""
+    if record.level is not None:
+        return 0, record.level, str(record.level)
+    if record.solution_lines is None:
+        return 2, 0, "all"
+    bucket = min(record.solution_lines, 7)
+    return 1, bucket, f"{bucket}{'+' if bucket == 7 else ''} lines"
+
+
 def summarize(records: list[ProblemPassRate], min_lines: int = 4) -> list[LevelPassRate]:
-    """Per-level summary of :func:`measure_pass_rate` records (levels in ascending order)."""
-    levels = sorted({r.level for r in records}, key=lambda level: (level is None, level or 0))
+    """Per-level (or per solution length) summary of :func:`measure_pass_rate` records, then all together."""
+    groups = sorted({_group(r) for r in records})
     rows = []
-    for level in levels:
-        mine = [r for r in records if r.level == level]
+    for key in [*groups, None] if len(groups) > 1 else groups:
+        mine = [r for r in records if key is None or _group(r) == key]
         flat = [(c, n) for r in mine for c, n in zip(r.correct, r.lines)]
+        wrong_first = [r for r in mine if len(r.correct) >= 2 and not r.correct[0]]
+        k = min(10, min((len(r.correct) - 1 for r in mine), default=0))
         rows.append(LevelPassRate(
-            level=level,
+            level=mine[0].level if key is not None and key[0] == 0 else None,
+            group="all" if key is None else key[2],
             problems=len(mine),
             samples=len(flat),
             pass_at_1=mean_ci([sum(r.correct) / len(r.correct) for r in mine]),
             solved=sum(any(r.correct) for r in mine) / len(mine),
             keepable=sum(not c and n >= min_lines for c, n in flat) / len(flat),
             mean_tokens=sum(r.tokens for r in mine) / len(flat),
+            line1_k=k or None,
+            line1_pass_at_k=mean_ci([pass_at_k(len(r.correct) - 1, sum(r.correct[1:]), k) for r in wrong_first])
+            if k and wrong_first else None,
         ))
     return rows
 
 
 def render_pass_rate(config: ExperimentConfig, rows: list[LevelPassRate]) -> str:
-    """A markdown table of the per-level summary."""
+    """A markdown table of the per-level (or per solution length) summary."""
+    k = next((r.line1_k for r in rows if r.line1_k), None)
+    headroom = f" | 1st-line pass@{k} % (sample 0 wrong) [95% CI] |" if k else " |"
     lines = [
-        f"### {config.name}: pass rate of {config.model} on {config.data.path} by level",
+        f"### {config.name}: pass rate of {config.model} on {config.data.path}",
         "",
         f"Base sampling: temperature {config.base_sampling.temperature}, "
         f"max {config.base_sampling.max_new_tokens} new tokens.",
         "",
-        f"| level | problems | samples | pass@1 % [95% CI] | solved at least once % "
-        f"| wrong with >= {config.filter.min_first_error_step + 1} lines % | tokens/sample |",
-        "|---|---|---|---|---|---|---|",
+        f"| group | problems | samples | pass@1 % [95% CI] | solved at least once % "
+        f"| wrong with >= {config.filter.min_first_error_step + 1} lines % | tokens/sample{headroom}",
+        "|---|---|---|---|---|---|---|" + ("---|" if k else ""),
     ]
     for r in rows:
-        ci, level = r.pass_at_1, "all" if r.level is None else r.level
-        lines.append(
-            f"| {level} | {r.problems} | {r.samples} | {100 * ci.mean:.1f} [{100 * ci.low:.1f}, {100 * ci.high:.1f}] "
-            f"| {100 * r.solved:.0f} | {100 * r.keepable:.0f} | {r.mean_tokens:.0f} |"
-        )
+        ci = r.pass_at_1
+        row = (f"| {r.group} | {r.problems} | {r.samples} | {_pct(ci)} "
+               f"| {100 * r.solved:.0f} | {100 * r.keepable:.0f} | {r.mean_tokens:.0f} |")
+        if k:
+            row += f" {_pct(r.line1_pass_at_k)} (n={r.line1_pass_at_k.n}) |" if r.line1_pass_at_k else " – |"
+        lines.append(row)
     return "\n".join(lines) + "\n"
+
+
+def _pct(ci: Interval) -> str:
+    return f"{100 * ci.mean:.1f} [{100 * ci.low:.1f}, {100 * ci.high:.1f}]"
 
 
 def write_pass_rate(config: ExperimentConfig, records: list[ProblemPassRate]) -> list[LevelPassRate]:

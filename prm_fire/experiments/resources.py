@@ -1,4 +1,4 @@
-"""The one place a run's heavy objects are built: the policy generator and the PRM scorer.
+"""The one place a run's heavy objects are built: the policy generator, the PRM scorer, the entropy scorer.
 
 Every stage (pass rate, data set, insertion, the chain) and the ``table5`` command take a
 :class:`Resources`; each object is built on first use and shared, so a run that finds nothing left
@@ -45,6 +45,17 @@ class Resources:
         prm = self.config.prm
         same_model = prm.options.get("model", self.config.model) == self.config.model
         return make_prm(prm.name, prm.options, **({"generator": self.generator} if same_model else {}))
+
+    @cached_property
+    def entropy(self) -> Any:
+        """The entropy-line scorer (:class:`~prm_fire.entropy.EntropyScorer`) on the policy's weights: an HF
+        policy's own model if it is loaded already, else the policy loaded with transformers."""
+        from prm_fire.entropy import EntropyScorer
+
+        generator = self.__dict__.get("generator")
+        if generator is not None and hasattr(generator, "model") and hasattr(generator, "tokenizer"):
+            return EntropyScorer(generator.model, generator.tokenizer, vocab_size=generator.vocab_size)
+        return EntropyScorer.from_name(self.config.model)
 
     def close(self) -> None:
         """Stop the generator's engine if it has one running (vLLM's worker processes)."""

@@ -2,7 +2,9 @@
 
 Reads the insertion journals, computes per item the unbiased pass@k and the number of effective
 answers, averages over items with a percentile-bootstrap 95% interval, and writes ``table5.md``,
-``table5.json`` and ``table5.png`` into the run folder.
+``table5.json`` and ``table5.png`` into the run folder. Per insertion point it also gives the paper's
+comparison as a **paired** difference: FIRE minus regular on the same items, item by item, with a
+bootstrap interval over items (resampling items keeps each item's pair together).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ PAPER_TABLE5: dict[tuple[Method, str], float] = {
     ("regular", "line1"): 46.07, ("regular", "line2"): 74.36, ("regular", "line3"): 74.77, ("regular", "prm"): 75.73,
     ("fire", "line1"): 64.59, ("fire", "line2"): 74.96, ("fire", "line3"): 75.92, ("fire", "prm"): 78.21,
 }
-POINT_TITLES = {"line1": "1st-line", "line2": "2nd-line", "line3": "3rd-line", "prm": "PRM-line"}
+POINT_TITLES = {"line1": "1st-line", "line2": "2nd-line", "line3": "3rd-line", "prm": "PRM-line",
+                "entropy": "Entropy-line"}
 METHOD_TITLES = {"regular": "Regular", "fire": "FIRE"}
 
 
@@ -40,6 +43,17 @@ class Cell(BaseModel):
     effective_answers: Interval
     tokens: int
     paper_pass_at_10: float | None
+
+
+class PairedDifference(BaseModel):
+    """FIRE minus regular at one insertion point, item by item over the items both methods hold."""
+
+    model_config = ConfigDict(frozen=True)
+
+    point: str
+    metric: str = Field(description="'pass@<k>' (a fraction) or '#EA' (answers).")
+    difference: Interval = Field(description="Mean over items of FIRE's value minus regular's, paired bootstrap.")
+    paper: float | None = Field(default=None, description="The paper's FIRE minus regular (pass@10 only), a fraction.")
 
 
 class RunStats(BaseModel):
@@ -63,6 +77,7 @@ class Table5(BaseModel):
 
     config: ExperimentConfig
     cells: list[Cell]
+    differences: list[PairedDifference] = Field(default_factory=list)
     stats: RunStats | None = None
 
     def cell(self, method: Method, point: str) -> Cell | None:
@@ -111,10 +126,11 @@ def aggregate(config: ExperimentConfig, *, allow_unequal: bool = False) -> Table
     The cells must hold the same items (else a difference between cells may only be a difference of
     items): :class:`UnequalItemsError` names the missing ones unless ``allow_unequal``.
     """
-    cells, sets, items = [], [], {}
+    cells, sets, items, differences = [], [], {}, []
     for point in config.insertion.points:
         results = read_journal(journal_path(config, point), InsertionResult)
         sets += results
+        differences += paired_differences(results, point, config.insertion.ks)
         for method in config.insertion.methods:
             mine = [r for r in results if r.method == method]
             if not mine:
@@ -130,7 +146,37 @@ def aggregate(config: ExperimentConfig, *, allow_unequal: bool = False) -> Table
             ))
     if not allow_unequal:
         check_equal_items(items)
-    return Table5(config=config, cells=cells, stats=run_stats(config, sets))
+    return Table5(config=config, cells=cells, differences=differences, stats=run_stats(config, sets))
+
+
+def _item_metrics(result: InsertionResult, ks: list[int]) -> dict[str, float]:
+    metrics = {f"pass@{k}": pass_at_k(result.n, result.correct, k) for k in ks if k <= result.n}
+    return metrics | {"#EA": float(effective_answers(result.answers, answers_equivalent))}
+
+
+def paired_differences(results: list[InsertionResult], point: str, ks: list[int]) -> list[PairedDifference]:
+    """FIRE minus regular per metric at ``point``, over the items that have both (none if one is missing)."""
+    by_method = {m: {r.item_id: r for r in results if r.method == m} for m in ("regular", "fire")}
+    both = [i for i in by_method["fire"] if i in by_method["regular"]]
+    if not both:
+        return []
+    fire = [_item_metrics(by_method["fire"][i], ks) for i in both]
+    regular = [_item_metrics(by_method["regular"][i], ks) for i in both]
+    out = []
+    for metric in fire[0]:
+        if all(metric in f and metric in r for f, r in zip(fire, regular)):
+            paper = None
+            if metric == "pass@10" and ("fire", point) in PAPER_TABLE5:
+                paper = (PAPER_TABLE5[("fire", point)] - PAPER_TABLE5[("regular", point)]) / 100
+            out.append(PairedDifference(point=point, metric=metric, paper=paper,
+                                        difference=mean_ci([f[metric] - r[metric] for f, r in zip(fire, regular)])))
+    return out
+
+
+def point_title(config: ExperimentConfig, point: str) -> str:
+    """A column title; the PRM-line names the scorer that placed it."""
+    title = POINT_TITLES.get(point, point)
+    return f"{title} ({config.prm.name})" if point == "prm" else title
 
 
 def _pct(interval: Interval) -> str:
@@ -140,7 +186,7 @@ def _pct(interval: Interval) -> str:
 def render_markdown(table: Table5) -> str:
     """The table in the paper's layout (methods as rows, insertion points as columns)."""
     points = table.config.insertion.points
-    head = "| | " + " | ".join(POINT_TITLES.get(p, p) for p in points) + " |"
+    head = "| | " + " | ".join(point_title(table.config, p) for p in points) + " |"
     rule = "|---" * (len(points) + 1) + "|"
     lines = [f"### {table.config.name}: {table.config.model}, PRM {table.config.prm.name}", ""]
     ks = sorted({k for c in table.cells for k in c.pass_at})
@@ -155,6 +201,21 @@ def render_markdown(table: Table5) -> str:
         row = [f"{c.effective_answers.mean:.2f} [{c.effective_answers.low:.2f}, {c.effective_answers.high:.2f}]"
                if (c := table.cell(method, p)) else "–" for p in points]
         lines.append(f"| {METHOD_TITLES[method]} | " + " | ".join(row) + " |")
+    if table.differences:
+        lines += ["", "FIRE minus regular, paired over the same items: mean [95% paired bootstrap interval] "
+                  "(pass@k in points, #EA in answers); the paper's pass@10 difference in brackets", "", head, rule]
+        for metric in dict.fromkeys(d.metric for d in table.differences):
+            row = []
+            for p in points:
+                d = next((d for d in table.differences if d.point == p and d.metric == metric), None)
+                scale = 1 if metric == "#EA" else 100
+                text = "–" if d is None else (f"{scale * d.difference.mean:+.{1 + (scale == 1)}f} "
+                                              f"[{scale * d.difference.low:+.{1 + (scale == 1)}f}, "
+                                              f"{scale * d.difference.high:+.{1 + (scale == 1)}f}]")
+                if d is not None and d.paper is not None:
+                    text += f" ({100 * d.paper:+.1f})"
+                row.append(text)
+            lines.append(f"| {metric} | " + " | ".join(row) + " |")
     lines += ["", "Items per cell: " + ", ".join(f"{c.method}/{c.point} {c.items}" for c in table.cells)]
     if (st := table.stats) is not None:
         unrecorded = f" (not recorded for {n} early attempts)" if (n := st.prm_tokens_unrecorded) else ""
@@ -163,22 +224,29 @@ def render_markdown(table: Table5) -> str:
                   f"wall time {st.seconds / 3600:.2f} h (sum over problems and branch sets; model loading "
                   "and work lost to interruptions excluded)."]
     lines += ["",
-              "Paper (Qwen2-7B-Instruct, MATH train, pass@10 %):", "", head, rule]
+              "Paper (Qwen2-7B-Instruct, MATH train, pass@10 %):", "",
+              "| | " + " | ".join(POINT_TITLES.get(p, p) for p in points) + " |", rule]
     for method in ("regular", "fire"):
-        lines.append(f"| {METHOD_TITLES[method]} | " + " | ".join(f"{PAPER_TABLE5.get((method, p), float('nan')):.2f}" for p in points) + " |")
+        lines.append(f"| {METHOD_TITLES[method]} | " + " | ".join(
+            f"{PAPER_TABLE5[(method, p)]:.2f}" if (method, p) in PAPER_TABLE5 else "–" for p in points) + " |")
     return "\n".join(lines) + "\n"
 
 
 def plot(table: Table5, path: Path) -> Path:
-    """pass@10 (or the largest k) by insertion point, one line per method, the paper's values dashed."""
+    """Left: pass@10 (or the largest k) by insertion point, one line per method, the paper's values
+    dashed. Right (when there are paired differences): FIRE minus regular per point for each pass@k,
+    with its paired interval, and the paper's pass@10 difference."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     points = table.config.insertion.points
+    titles = [point_title(table.config, p) for p in points]
     k = max((k for c in table.cells for k in c.pass_at), default=1)
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    panels = 2 if table.differences else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6.4 * panels, 4.2), dpi=120, squeeze=False)
+    ax = axes[0][0]
     x = range(len(points))
     for method, colour in (("regular", "tab:blue"), ("fire", "tab:red")):
         cells = [table.cell(method, p) for p in points]
@@ -189,12 +257,33 @@ def plot(table: Table5, path: Path) -> Path:
             ax.errorbar(x, ys, yerr=[low, high], marker="o", capsize=4, color=colour, label=f"{method} (ours)")
         paper = [PAPER_TABLE5.get((method, p), float("nan")) for p in points]
         ax.plot(x, paper, linestyle="--", marker="x", color=colour, alpha=0.6, label=f"{method} (paper, pass@10)")
-    ax.set_xticks(list(x), [POINT_TITLES.get(p, p) for p in points])
+    ax.set_xticks(list(x), titles, fontsize=8)
     ax.set_ylabel(f"pass@{k} (%)")
     ax.set_ylim(0, 100)
     ax.set_title(f"{table.config.name}: {table.config.model}")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    if panels == 2:
+        ax = axes[0][1]
+        metrics = [m for m in dict.fromkeys(d.metric for d in table.differences) if m.startswith("pass@")]
+        for j, metric in enumerate(metrics):
+            shift = (j - (len(metrics) - 1) / 2) * 0.15
+            ds = [next((d for d in table.differences if d.point == p and d.metric == metric), None) for p in points]
+            ys = [100 * d.difference.mean if d else float("nan") for d in ds]
+            err = [[y - 100 * d.difference.low if d else 0 for y, d in zip(ys, ds)],
+                   [100 * d.difference.high - y if d else 0 for y, d in zip(ys, ds)]]
+            ax.errorbar([i + shift for i in x], ys, yerr=err, marker="o", capsize=4, linestyle="none",
+                        label=f"{metric}, FIRE - regular (ours, 95% paired CI)")
+        paper = [100 * d.paper if (d := next((d for d in table.differences if d.point == p and d.paper is not None),
+                                             None)) else float("nan") for p in points]
+        at = ((metrics.index("pass@10") - (len(metrics) - 1) / 2) * 0.15) if "pass@10" in metrics else 0.0
+        ax.plot([i + at for i in x], paper, linestyle="none", marker="x", color="black", label="pass@10, paper")
+        ax.axhline(0, color="grey", linewidth=1)
+        ax.set_xticks(list(x), titles, fontsize=8)
+        ax.set_ylabel("FIRE minus regular (points)")
+        ax.set_title("Paired differences over the same items")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
