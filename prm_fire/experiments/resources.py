@@ -52,7 +52,7 @@ class Resources:
         policy's own model if it is loaded already, else the policy loaded with transformers."""
         from prm_fire.entropy import EntropyScorer
 
-        generator = self.__dict__.get("generator")
+        generator = self.generator if self.config.backend == "hf" else self.__dict__.get("generator")
         if generator is not None and hasattr(generator, "model") and hasattr(generator, "tokenizer"):
             return EntropyScorer(generator.model, generator.tokenizer, vocab_size=generator.vocab_size)
         return EntropyScorer.from_name(self.config.model)
