@@ -23,37 +23,16 @@ RAY = ExecutorSpec(kind="ray", actors=2, local_cpus=2, object_store_mb=500)
 
 
 def _config_file(tmp_path: Path, shared_data: Path) -> Path:
-    """Six real GSM8K train problems, one per wave, smollm2-135m (hf), rollout PRM on it, n=3, short outputs."""
-    path = tmp_path / "ray-tiny.toml"
-    path.write_text(f"""
-name = "ray-tiny"
-out_dir = "{tmp_path}"
-model = "smollm2-135m"
-wave_size = 1
-[data]
-path = "{shared_data / 'gsm8k' / 'train.jsonl'}"
-limit = 6
-seed = 3
-[base_sampling]
-method = "regular"
-temperature = 0.7
-max_new_tokens = 96
-[prm]
-name = "rollout"
-options = {{ model = "smollm2-135m", m = 1, mode = "binary", max_new_tokens = 16 }}
-[filter]
-require_wrong_answer = false
-min_first_error_step = 0
-require_first_error = true
-[insertion]
-points = ["line1", "line2", "prm"]
-n = 3
-ks = [1, 3]
-[insertion.sampling]
-method = "regular"
-max_new_tokens = 12
-""")
-    return path
+    """test_experiments' tiny config: smollm2-135m on HF, rollout PRM on it, n=3, short outputs."""
+    from test_experiments import _tiny_config  # tests/ is on sys.path under pytest
+
+    return _tiny_config(tmp_path, shared_data, "wave_size = 1")
+
+
+def _config(tmp_path: Path, shared_data: Path, **overrides):
+    """The tiny config on six real GSM8K train problems, one per wave."""
+    data = {"path": str(shared_data / "gsm8k" / "train.jsonl"), "limit": 6, "seed": 3}
+    return load_config(_config_file(tmp_path, shared_data), data=data, **overrides)
 
 
 def test_executor_in_a_config_as_a_word_or_a_table(tmp_path, shared_data):
@@ -81,18 +60,19 @@ def test_cli_ray_flag_sets_the_executor_and_refuses_single_stages(tmp_path, shar
     import argparse
 
     from prm_fire.cli import main
-    from prm_fire.cli.table5 import _config, add_parser
+    from prm_fire.cli.table5 import _config as cli_config
+    from prm_fire.cli.table5 import add_parser
 
     path = _config_file(tmp_path, shared_data)
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers())
-    spec = _config(parser.parse_args(["table5", "--config", str(path), "--ray", "--actors", "3"])).executor
+    spec = cli_config(parser.parse_args(["table5", "--config", str(path), "--ray", "--actors", "3"])).executor
     assert (spec.kind, spec.address, spec.actors) == ("ray", None, 3)
-    assert _config(parser.parse_args(["table5", "--config", str(path), "--ray", "auto"])).executor.address == "auto"
-    assert _config(parser.parse_args(["table5", "--config", str(path)])).executor.kind == "local"
+    assert cli_config(parser.parse_args(["table5", "--config", str(path), "--ray", "auto"])).executor.address == "auto"
+    assert cli_config(parser.parse_args(["table5", "--config", str(path)])).executor.kind == "local"
     assert main(["table5", "--config", str(path), "--ray", "--stage", "dataset"]) == 2
     assert "--ray: the Ray executor runs the whole chain" in capsys.readouterr().err
-    assert not (tmp_path / "ray-tiny").exists()
+    assert not (tmp_path / "tiny").exists()
 
 
 # --- on a local Ray cluster -------------------------------------------------------------------------
@@ -141,7 +121,7 @@ def local_run(tmp_path_factory, shared_data):
     from prm_fire.experiments.chain import run_chain
 
     tmp = tmp_path_factory.mktemp("local")
-    config = load_config(_config_file(tmp, shared_data))
+    config = _config(tmp, shared_data)
     run_chain(config, progress=False)
     records = _records(config.run_dir)
     assert any(a["kept"] for a in records["attempts.jsonl"]), "the seeded subset should keep items"
@@ -156,7 +136,7 @@ def test_ray_chain_equals_local_and_a_killed_actor_loses_nothing(tmp_path, share
     from prm_fire.experiments.chain import run_chain
 
     _, local_records, local_table = local_run
-    config = load_config(_config_file(tmp_path, shared_data), executor=RAY.model_dump())
+    config = _config(tmp_path, shared_data, executor=RAY.model_dump())
     attempts = config.run_dir / "attempts.jsonl"
     seen: dict[str, object] = {}
 
@@ -198,7 +178,7 @@ def test_ray_chain_stopped_in_the_driver_resumes_to_the_local_records(tmp_path, 
     from prm_fire.experiments.chain import run_chain
 
     _, local_records, _ = local_run
-    config = load_config(_config_file(tmp_path, shared_data), executor=RAY.model_dump())
+    config = _config(tmp_path, shared_data, executor=RAY.model_dump())
     kept = next(i for i, a in enumerate(local_records["attempts.jsonl"]) if a["kept"])
     real_append, appended = ray_chain.append_journal, []
 

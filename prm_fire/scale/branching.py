@@ -50,5 +50,6 @@ def branch_many_ray(
     rows = [{"index": str(i), "job": job.model_dump_json()} for i, job in enumerate(jobs)]
     out = list(run_pool(rows, BranchWorker, {"backend": backend, "model": model, "backend_options": options},
                         spec=spec, batch_size=batch_size, backend_options=options))
-    assert [int(r["index"]) for r in out] == list(range(len(jobs))), "the pool lost or reordered jobs"
+    if [int(r["index"]) for r in out] != list(range(len(jobs))):
+        raise RuntimeError(f"the Ray pool returned {len(out)} of {len(jobs)} branch sets, or out of order")
     return [BranchSet.model_validate_json(r["set"]) for r in out]
