@@ -58,6 +58,10 @@ class ChainWorker:
                                                for m in spec.methods if (pid, p, m) in sets]))
         return batch.assign(**out).drop(columns=["problem", "item"])
 
+    def __del__(self) -> None:  # Ray Data calls it when the pool shuts down: stop vLLM's workers
+        if hasattr(self, "resources"):
+            self.resources.close()
+
 
 class _Writer:
     """The driver's writes for one returned row: attempt line, tree, missing insertion lines."""

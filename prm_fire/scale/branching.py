@@ -27,6 +27,11 @@ class BranchWorker:
         sets = branch_many(jobs, generator=self.generator)
         return batch.assign(set=[s.model_dump_json() for s in sets]).drop(columns=["job"])
 
+    def __del__(self) -> None:  # Ray Data calls it when the pool shuts down: stop vLLM's workers
+        close = getattr(getattr(self, "generator", None), "close", None)
+        if close is not None:
+            close()
+
 
 def branch_many_ray(
     jobs: list[BranchJob],
