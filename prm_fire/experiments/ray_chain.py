@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from contextlib import closing
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -109,13 +110,15 @@ def run_chain_ray(config: ExperimentConfig, *, progress: bool = True) -> list[Da
     with tqdm(total=len(problems), initial=len(problems) - len(todo), desc="problems", unit="problem",
               disable=not progress) as bar:
         since_view = 0
-        for row in run_pool(rows, ChainWorker, {"config_json": config.model_dump_json()}, spec=config.executor,
-                            batch_size=config.wave_size, backend_options=config.backend_options):
-            if writer.write(row):
-                bar.update(1)
-                since_view += 1
-            if since_view >= config.wave_size:
-                write_dataset_view(config)
-                since_view = 0
+        returned = run_pool(rows, ChainWorker, {"config_json": config.model_dump_json()}, spec=config.executor,
+                            batch_size=config.wave_size, backend_options=config.backend_options)
+        with closing(returned):  # a stop here (Ctrl-C, a failed write) also stops a cluster the run started
+            for row in returned:
+                if writer.write(row):
+                    bar.update(1)
+                    since_view += 1
+                if since_view >= config.wave_size:
+                    write_dataset_view(config)
+                    since_view = 0
     items = write_dataset_view(config)
     return [i for i in items if i.problem.id in chosen]
