@@ -2,7 +2,8 @@
 # CI for the Ray executor: install the `ray` extra if missing (a wheel, ~10 s), then run the tests
 # marked `ray`. Each starts a local Ray cluster of 2 CPUs (no dashboard, 500 MiB object store) with two
 # smollm2-135m actors, compares with local runs and stops the cluster. Measured 2026-11-30 on the
-# 2-core machine loaded by other jobs (load average 8-9): 12 min (chain tests 10.3 min, branching 1.5 min).
+# 2-core machine loaded by other jobs: 12 min at load average 8-9 (chain tests 10.3 min, branching 1.5 min);
+# the whole script 20 min at load average 18-20.
 # Needs the project and the embedded models installed first (.ci/run does that).
 set -euo pipefail
 cd "$(dirname "$0")/.."
