@@ -31,6 +31,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--wave-size", type=at_least(1),
                    help="override the config's wave_size (problems per generator call, >= 1)")
     p.add_argument("--backend", help="override the config's backend (its backend options are dropped)")
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="run the chain's engines on a Ray cluster (extra `ray`): no ADDRESS starts a local one, "
+                        "'auto' joins this node's running cluster, host:port or ray://host:10001 a remote one")
+    p.add_argument("--actors", type=at_least(1), help="with --ray: engines (one per Ray actor); default: what fits")
     p.add_argument("--data", help="override the config's data file (e.g. to measure pass rates on another set)")
     p.add_argument("--data-seed", type=int,
                    help="override the config's shuffle seed (e.g. to measure pass rates on other problems)")
@@ -72,6 +76,13 @@ def _config(args: argparse.Namespace):
         raw |= {"backend": args.backend, "backend_options": {}}
     if args.limit is not None:
         raw["data"]["limit"] = args.limit
+    if args.ray is not None or args.actors is not None:
+        executor = raw["executor"] if raw["executor"]["kind"] == "ray" else {"kind": "ray"}
+        if args.ray is not None:
+            executor |= {"address": args.ray or None}
+        if args.actors is not None:
+            executor |= {"actors": args.actors}
+        raw["executor"] = executor
     if args.data:  # levels/subjects/length belong to the config's data set, not to another one
         raw["data"] |= {"path": args.data, "levels": None, "subjects": None, "min_solution_lines": None}
     if args.data_seed is not None:
@@ -127,6 +138,18 @@ def check(args: argparse.Namespace):
             check_backend(config.backend, where=backend_flag)
         with problems.check():
             shape = check_model(config.model, where=f"config {config.name}: model")
+    if config.executor.kind == "ray":
+        from prm_fire.scale.executor import check_ray_installed
+
+        where = "--ray" if args.ray is not None else f"config {config.name}: executor"
+        with problems.check():
+            if args.stage not in ("all", "table"):
+                raise InputError(f"{where}: the Ray executor runs the whole chain (no --stage, or --stage all); "
+                                 f"--stage {args.stage} runs locally")
+            try:
+                check_ray_installed(where)
+            except ImportError as err:
+                raise InputError(str(err)) from None
     problems.raise_if_any()
 
     if shape is not None:

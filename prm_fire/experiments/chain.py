@@ -28,8 +28,13 @@ from prm_fire.journal import read_journal
 def run_chain(config: ExperimentConfig, *, resources: Resources | None = None, progress: bool = True) -> list[DatasetItem]:
     """Stages 1 and 2 for every problem of the config's subset, wave by wave (resuming).
 
-    The progress bar counts problems and estimates the remaining time; returns the kept items.
+    The progress bar counts problems and estimates the remaining time; returns the kept items. With
+    ``config.executor.kind == "ray"`` the engines run on a Ray actor pool instead (:mod:`.ray_chain`).
     """
+    if config.executor.kind == "ray":
+        from prm_fire.experiments.ray_chain import run_chain_ray
+
+        return run_chain_ray(config, progress=progress)
     resources = resources or Resources(config)
     problems = select_problems(config.data)
     chosen = {p.id for p in problems}

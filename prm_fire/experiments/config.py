@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from prm_fire.prefixes import check_point
 from prm_fire.sampling import FireConfig, Method, SamplingConfig
+from prm_fire.scale.executor import ExecutorSpec
 from prm_fire.steps import StepMode
 
 
@@ -106,6 +107,8 @@ class ExperimentConfig(_Strict):
         description="Problems per wave: one generator call samples a wave's base responses, the PRM scores them "
                     "together, one call grows every branch set of its kept items. Results do not depend on it.",
     )
+    executor: ExecutorSpec = Field(default_factory=ExecutorSpec,
+                                   description="Where the chain's engines run: 'local' or 'ray' (prm_fire.scale).")
 
     @model_validator(mode="after")
     def _prm_point_needs_an_error(self) -> ExperimentConfig:
