@@ -16,21 +16,29 @@ from prm_fire.generators import GENERATORS
 from prm_models import PRMS
 
 
-def test_shipped_configs_parse_and_the_paper_config_names_the_real_setup():
+def test_shipped_configs_parse_and_the_paper_config_names_the_real_setup(shared_data):
     assert {"cpu-small", "paper"} <= set(shipped_configs())
     paper = load_config("paper")
     assert paper.model == "Qwen/Qwen2-7B-Instruct" and paper.backend == "vllm"
     assert paper.prm.name == "qwen-prm" and paper.prm.options["model"] == "Qwen/Qwen2.5-Math-PRM-7B"
     assert paper.insertion.n == 10 and paper.insertion.points == ["line1", "line2", "line3", "prm"]
     assert paper.insertion.fire.temperature == 30.0 and paper.insertion.fire.top_k == 16
-    for config in (paper, load_config("cpu-small")):
+    for config in (paper, load_config("cpu-small"), load_config("cpu-power")):
         assert config.prm.name in PRMS.names(), config.name
         assert config.backend in GENERATORS.names(), config.name
         assert config.filter.min_first_error_step == 3
+    # cpu-power: the paper's four points plus entropy-line, on GSM8K problems of >= 4 reference lines.
+    power = load_config("cpu-power")
+    assert power.insertion.points == ["line1", "line2", "line3", "prm", "entropy"] and power.prm.name == "reference"
+    from prm_fire.experiments.dataset import select_problems, solution_lines
+
+    chosen = select_problems(power.data.model_copy(update={"path": str(shared_data / "gsm8k" / "train.jsonl"),
+                                                           "limit": 200}))
+    assert len(chosen) == 200 and min(map(solution_lines, chosen)) == 4
 
 
 def test_config_errors_name_the_file_and_field(tmp_path):
-    with pytest.raises(ValueError, match="unknown config 'nope': shipped ones are cpu-small, paper"):
+    with pytest.raises(ValueError, match="unknown config 'nope': shipped ones are cpu-power, cpu-small, paper"):
         load_config("nope")
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\nmodel = "m"\n[data]\npath = "p"\n[prm]\nname = "rollout"\n[insertion]\npoints = ["line0"]\n')

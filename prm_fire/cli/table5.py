@@ -21,7 +21,7 @@ GENERATING_STAGES = ("all", "pass-rate", "dataset", "insertion")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``table5`` and its options."""
     p = sub.add_parser("table5", help="reproduce the FIRE paper's Table 5 for a config (resumable)")
-    p.add_argument("--config", required=True, help="shipped config name (cpu-small, paper) or a .toml path")
+    p.add_argument("--config", required=True, help="shipped config name (cpu-small, cpu-power, paper) or a .toml path")
     p.add_argument("--stage", choices=["all", "pass-rate", "dataset", "insertion", "table", "power"], default="all")
     p.add_argument("--point", type=point, action="append",
                    help="insertion point(s) for the insertion stage (default: config's)")
