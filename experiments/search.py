@@ -29,8 +29,8 @@ from pydantic import BaseModel, ConfigDict
 from prm_fire.journal import append_journal, read_journal
 from prm_fire.sampling import SamplingConfig
 from prm_fire.search import SearchConfig, SearchResult, run_searches, start_search
-from prm_fire.search.report import markdown_table, plot_curves, solved_curve
-from prm_fire.tree import tree_to_json
+from prm_fire.search.report import markdown_table, one_sample_rounds, plot_curves, solved_curve
+from prm_fire.tree import tree_from_json, tree_to_json
 
 REPO = Path(__file__).resolve().parents[1]
 LOG = logging.getLogger("search-experiment")
@@ -164,15 +164,23 @@ def run_stage(args: argparse.Namespace, problems, wrong: list[GreedyRecord], gen
     def finished(s) -> None:
         result = s.result()
         seconds = time.perf_counter() - started.pop(id(s))
-        tree_path = args.out_dir / "trees" / s.tag / (result.problem_id.replace("/", "_") + ".json.gz")
-        tree_path.parent.mkdir(parents=True, exist_ok=True)
-        tree_path.write_bytes(gzip.compress(tree_to_json(s.tree).encode(), mtime=0))
+        path_ = tree_path(args, s.tag, result.problem_id)
+        path_.parent.mkdir(parents=True, exist_ok=True)
+        path_.write_bytes(gzip.compress(tree_to_json(s.tree).encode(), mtime=0))
         append_journal(path, RunRecord(arm=s.tag, result=result, seconds=seconds))
         LOG.info("%s %s: %s after %d tokens, %d rounds, depth %d (%.0f s)", s.tag, result.problem_id,
                  "solved" if result.solved else "not solved", result.spent_within(args.budget), len(result.rounds),
                  result.depth, seconds)
 
     run_searches(searches(), generator, concurrent=args.concurrent, on_done=finished)
+
+
+def tree_path(args: argparse.Namespace, arm: str, problem_id: str) -> Path:
+    return args.out_dir / "trees" / arm / (problem_id.replace("/", "_") + ".json.gz")
+
+
+def read_tree(args: argparse.Namespace, arm: str, problem_id: str):
+    return tree_from_json(gzip.decompress(tree_path(args, arm, problem_id).read_bytes()).decode())
 
 
 def report_stage(args: argparse.Namespace) -> None:
@@ -182,16 +190,21 @@ def report_stage(args: argparse.Namespace) -> None:
     if not results:
         LOG.info("report: no finished runs yet")
         return
+    uses = {arm: ARMS[arm][3] for arm in arms}
+    for arm in [a for a in arms if ARMS[a][0] == "best-of-n"]:  # the same runs, counted one sample per round
+        label = f"{arm}, per sample"
+        results[label] = [one_sample_rounds(r, read_tree(args, arm, r.problem_id)) for r in results[arm]]
+        uses[label] = f"as {arm}, its samples counted one per round (the finest best-of-N accounting)"
     budgets = [int(b) for b in args.report_budgets.split(",")]
     points = solved_curve(results, budgets)
     n = points[0].problems if points else 0
-    uses = {arm: ARMS[arm][3] for arm in arms}
     table = markdown_table(points, uses)
     spent = "\n".join(f"| {arm} | " + " | ".join(f"{p.mean_tokens_spent:.0f}" for p in points if p.arm == arm) + " |"
-                      for arm in arms)
+                      for arm in uses)
     (args.out_dir / "table.md").write_text(
-        f"Solved (of {n} GSM8K test problems the policy answers wrong greedily, common to every arm) by budget; "
-        f"95% bootstrap interval over problems in parentheses.\n\n{table}\n"
+        f"Problems solved (of the {n} GSM8K test problems the policy answers wrong greedily that every arm has "
+        f"finished) within a budget of B generated tokens per problem (columns); in parentheses the 95% bootstrap "
+        f"interval over problems of the solved share.\n\n{table}\n"
         f"Mean tokens spent per problem at each budget:\n\n| arm | " + " | ".join(map(str, budgets)) + " |\n|"
         + "---|" * (len(budgets) + 1) + f"\n{spent}\n")
     (args.out_dir / "curve.json").write_text("[\n" + ",\n".join(p.model_dump_json() for p in points) + "\n]\n")

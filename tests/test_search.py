@@ -8,6 +8,7 @@ from prm_fire.problems import load_builtin
 from prm_fire.sampling import SamplingConfig
 from prm_fire.steps import split_steps
 from prm_fire.search import SearchConfig, make_cut, run_searches, search, start_search
+from prm_fire.search.report import one_sample_rounds
 from prm_fire.tree import load_tree, node_text, save_tree, tree_depth, tree_from_json, tree_to_json, trees_equal
 from prm_fire.view import embedded_tree_json, render_html
 from prm_models import make_prm
@@ -89,6 +90,9 @@ def test_best_of_n_samples_from_scratch_with_a_new_seed_each_set(smollm2):
     assert all(tree.nodes[p]["data"].prefix.text == "" for p in prefixes)
     seeds = {tree.nodes[c]["data"].sampling.seed for p in prefixes for c in tree.successors(p)}
     assert seeds == {0, 1}
+    per_sample = one_sample_rounds(result, tree)  # the same samples, one per round
+    assert [r.sequences for r in per_sample.rounds] == [1, 1, 1, 1] and per_sample.first_correct is None
+    assert per_sample.tokens_spent == result.tokens_spent == sum(r.generated_tokens for r in per_sample.rounds)
 
 
 def test_cut_needs_a_scorer_and_bad_names_fail():

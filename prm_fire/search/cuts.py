@@ -1,25 +1,41 @@
 """Where a wrong node is cut: how many of its steps the next branches keep.
 
-A cut maps a node's steps and (when the search has a scorer) its first flagged step to the number of
-steps kept. ``prm`` keeps the steps before the first flagged one; when the scorer flags none in a
-response whose answer is wrong, it cuts at the last step (the answer is the one known error). ``line<k>``
-keeps the first k-1 steps (all but the last when the node is shorter). Further rules register in
-:data:`CUTS` (an ``entropy-line`` cut fits here: it needs the branch's token log-probs, not scores).
+A cut maps a wrong node (:class:`CutInput`: its full text, steps, tree record and, when the search
+has a scorer, its first flagged step) to the number of steps kept. ``prm`` keeps the steps before the
+first flagged one; when the scorer flags none in a response whose answer is wrong, it cuts at the last
+step (the answer is the one known error). ``line<k>`` keeps the first k-1 steps (all but the last when
+the node is shorter). Further rules register in :data:`CUTS`; :func:`make_cut` hands them the shared
+``resources`` their constructor names (an ``entropy-line`` cut would take the ``generator`` to read the
+policy's token entropies, and set ``needs_scores = False``).
 
->>> make_cut("prm").keep(n_steps=5, first_error_index=2), make_cut("prm").keep(n_steps=5, first_error_index=None)
-(2, 4)
->>> make_cut("line3").keep(n_steps=5, first_error_index=None), make_cut("line3").keep(n_steps=2, first_error_index=None)
-(2, 1)
+>>> from prm_fire.steps import split_steps
+>>> text = "a = 1\\nb = 2\\nc = 3\\nd = 4\\nSo 10."
+>>> at = lambda first: CutInput(text=text, steps=split_steps(text), first_error_index=first)
+>>> make_cut("prm").keep(at(2)), make_cut("prm").keep(at(None)), make_cut("line3").keep(at(None))
+(2, 4, 2)
 """
 
 from __future__ import annotations
 
+import inspect
 import re
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from prm_fire.registry import Registry
+from prm_fire.steps import Step
 
 _LINE = re.compile(r"line([1-9][0-9]*)")
+
+
+@dataclass(frozen=True)
+class CutInput:
+    """What a cut sees of one wrong node (with at least one step)."""
+
+    text: str
+    steps: list[Step]
+    first_error_index: int | None = None
+    record: Any = None  # the tree node's record (ResponseNode or BranchNode: token ids, first-token log-probs)
 
 
 class Cut(Protocol):
@@ -28,8 +44,8 @@ class Cut(Protocol):
     name: str
     needs_scores: bool
 
-    def keep(self, *, n_steps: int, first_error_index: int | None) -> int:
-        """Steps to keep (0 .. n_steps-1) of a wrong node with ``n_steps`` >= 1 steps."""
+    def keep(self, node: CutInput) -> int:
+        """Steps to keep (0 .. len(node.steps) - 1)."""
         ...
 
 
@@ -43,8 +59,9 @@ class PrmCut:
     name = "prm"
     needs_scores = True
 
-    def keep(self, *, n_steps: int, first_error_index: int | None) -> int:
-        return n_steps - 1 if first_error_index is None else min(first_error_index, n_steps - 1)
+    def keep(self, node: CutInput) -> int:
+        last = len(node.steps) - 1
+        return last if node.first_error_index is None else min(node.first_error_index, last)
 
 
 class LineCut:
@@ -56,16 +73,21 @@ class LineCut:
         self.k = k
         self.name = f"line{k}"
 
-    def keep(self, *, n_steps: int, first_error_index: int | None) -> int:
-        return min(self.k - 1, n_steps - 1)
+    def keep(self, node: CutInput) -> int:
+        return min(self.k - 1, len(node.steps) - 1)
 
 
-def make_cut(name: str) -> Cut:
-    """The cut rule called ``name``: ``line<k>`` or a name registered in :data:`CUTS`."""
+def make_cut(name: str, **resources: Any) -> Cut:
+    """The cut rule called ``name``: ``line<k>`` or a name registered in :data:`CUTS`.
+
+    ``resources`` (say a ``generator``) go to a registered cut's constructor where it names them.
+    """
     line = _LINE.fullmatch(name)
     if line:
         return LineCut(int(line.group(1)))
     try:
-        return CUTS.get(name)()
+        cls = CUTS.get(name)
     except KeyError:
         raise ValueError(f"unknown cut {name!r}; known: {', '.join(CUTS.names())}, line<k> (k >= 1)") from None
+    accepted = inspect.signature(cls).parameters
+    return cls(**{key: value for key, value in resources.items() if key in accepted})

@@ -26,7 +26,7 @@ from prm_fire.prefixes import Prefix
 from prm_fire.problems import Problem
 from prm_fire.records import BranchSet
 from prm_fire.search.config import SearchConfig
-from prm_fire.search.cuts import make_cut
+from prm_fire.search.cuts import Cut, CutInput, make_cut
 from prm_fire.search.records import FirstCorrect, RoundRecord, SearchResult
 from prm_fire.search.select import SELECTIONS, Candidate
 from prm_fire.steps import split_steps
@@ -47,11 +47,15 @@ class StepScorer(Protocol):
 
 
 class Search:
-    """One problem's search over its tree, whose root response ``r0`` is already in place."""
+    """One problem's search over its tree, whose root response ``r0`` is already in place.
+
+    ``cut`` is a built cut rule (one that holds a model, say); by default ``make_cut(config.cut)``.
+    ``tag`` is the caller's label (an experiment's arm).
+    """
 
     def __init__(self, problem: Problem, tree: nx.DiGraph, config: SearchConfig, *, model: str,
-                 scorer: StepScorer | None = None, tag: str | None = None) -> None:
-        cut = make_cut(config.cut)
+                 scorer: StepScorer | None = None, tag: str | None = None, cut: Cut | None = None) -> None:
+        cut = cut or make_cut(config.cut)
         if config.strategy == "search" and cut.needs_scores and scorer is None:
             raise ValueError(f"cut {config.cut!r} needs a scorer (none given)")
         self.problem, self.tree, self.config, self.model = problem, tree, config, model
@@ -98,7 +102,8 @@ class Search:
             add_scores(self.tree, node_id, prm=scores.prm if hasattr(scores, "prm") else self.scorer.name,
                        step_scores=list(scores.scores), first_error_index=first_error,
                        step_reasons=getattr(scores, "reasons", None))
-        kept = self.cut.keep(n_steps=len(steps), first_error_index=first_error) if steps else 0
+        node = CutInput(text=text, steps=steps, first_error_index=first_error, record=self.tree.nodes[node_id]["data"])
+        kept = self.cut.keep(node) if steps else 0
         prefix_text = text[: steps[kept].start] if steps else ""
         self._candidates[node_id] = Candidate(
             node_id=node_id, order=len(self._candidates), kept_steps=kept, prefix_chars=len(prefix_text),
@@ -193,12 +198,13 @@ class Search:
 
 
 def start_search(problem: Problem, response: str, config: SearchConfig, *, model: str,
-                 scorer: StepScorer | None = None, origin: str = "given", tag: str | None = None) -> Search:
+                 scorer: StepScorer | None = None, origin: str = "given", tag: str | None = None,
+                 cut: Cut | None = None) -> Search:
     """A new tree holding ``response`` (graded; scored when the search has a scorer) and its search."""
     tree = new_tree(problem)
     verdict = grade(response, problem.answer) if problem.answer is not None else None
     add_response(tree, response, origin=origin, step_mode=config.step_mode, grade=verdict)
-    return Search(problem, tree, config, model=model, scorer=scorer, tag=tag)
+    return Search(problem, tree, config, model=model, scorer=scorer, tag=tag, cut=cut)
 
 
 def run_searches(searches: Iterable[Search], generator: Generator, *, concurrent: int | None = None,

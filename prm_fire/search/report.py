@@ -23,8 +23,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+import networkx as nx
+
 from prm_fire.metrics import Interval, mean_ci
-from prm_fire.search.records import SearchResult
+from prm_fire.search.records import FirstCorrect, RoundRecord, SearchResult
 
 
 class CurvePoint(BaseModel):
@@ -69,16 +71,16 @@ def solved_curve(results: Mapping[str, Sequence[SearchResult]], budgets: Sequenc
 
 
 def markdown_table(points: Sequence[CurvePoint], arms: Mapping[str, str]) -> str:
-    """Rows: arms (with what information each uses); columns: budgets; cells: solved share [95% CI]."""
+    """Rows: arms; columns: budgets; cells: solved / problems (share, 95% CI); then what each arm uses."""
     budgets = sorted({p.budget for p in points})
-    head = "| arm | uses | " + " | ".join(f"{b} tokens" for b in budgets) + " |"
-    lines = [head, "|" + "---|" * (len(budgets) + 2)]
-    for arm, uses in arms.items():
+    lines = ["| arm | " + " | ".join(str(b) for b in budgets) + " |", "|---" * (len(budgets) + 1) + "|"]
+    for arm in arms:
         cells = {p.budget: p for p in points if p.arm == arm}
-        row = [f"{cells[b].solved}/{cells[b].problems} ({100 * cells[b].rate.mean:.0f}%, "
-               f"{100 * cells[b].rate.low:.0f}-{100 * cells[b].rate.high:.0f})" if b in cells else "" for b in budgets]
-        lines.append(f"| {arm} | {uses} | " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n"
+        row = [f"{cells[b].solved} ({100 * cells[b].rate.low:.0f}-{100 * cells[b].rate.high:.0f}%)"
+               if b in cells else "" for b in budgets]
+        lines.append(f"| {arm} | " + " | ".join(row) + " |")
+    legend = [f"- **{arm}**: {uses}" for arm, uses in arms.items()]
+    return "\n".join(lines + [""] + legend) + "\n"
 
 
 def plot_curves(points: Sequence[CurvePoint], path: str | Path, *, title: str) -> Path:
@@ -106,3 +108,28 @@ def plot_curves(points: Sequence[CurvePoint], path: str | Path, *, title: str) -
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def one_sample_rounds(result: SearchResult, tree: nx.DiGraph) -> SearchResult:
+    """A best-of-N result re-counted as if its samples had come one per round, in order (set, then index).
+
+    Sample i of set k depends only on its seed, not on the batch it came in, so this is the run a
+    best-of-N with rounds of one sample makes: the finest accounting, the most favourable to best-of-N.
+    """
+    if result.config.strategy != "best-of-n":
+        raise ValueError(f"problem {result.problem_id!r}: only a best-of-N result can be re-counted per sample")
+    rounds, spent, first = [], 0, None
+    for prefix_id in [p for r in result.rounds for p in r.prefixes]:
+        branches = sorted((tree.nodes[c]["data"].branch for c in tree.successors(prefix_id)), key=lambda b: b.index)
+        for b in branches:
+            before, spent = spent, spent + len(b.token_ids)
+            rounds.append(RoundRecord(index=len(rounds), expanded=["r0"], prefixes=[prefix_id], sequences=1,
+                                      generated_tokens=len(b.token_ids), scorer_tokens=0, tokens_before=before,
+                                      tokens_after=spent, correct=int(b.correct)))
+            if b.correct:
+                first = FirstCorrect(node_id=f"{prefix_id}/{b.method}/{b.index}", round=len(rounds) - 1,
+                                     tokens_before_round=before, tokens=spent)
+                break
+        if first is not None:
+            break
+    return result.model_copy(update={"rounds": rounds, "first_correct": first, "tokens_spent": spent})
