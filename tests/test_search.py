@@ -144,3 +144,16 @@ def test_qwen_search_reaches_depth_two_and_round_trips(qwen, tmp_path):
     _check_tree(tree, result)
     back = tree_from_json(tree_to_json(tree))
     assert trees_equal(tree, back)
+
+
+@pytest.mark.slow
+def test_cli_search_writes_a_tree_that_loads(tmp_path, capsys):
+    from prm_fire.cli import main
+
+    out = tmp_path / "search.json"
+    code = main(["search", "--model", "smollm2-135m", "--response", FIRST_LINE_WRONG, "--budget", "10", "--n", "2",
+                 "--width", "1", "--max-new-tokens", "6", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0 and "round 0: expanded r0; 2 branches" in printed and "not solved within 10 tokens" in printed
+    tree = load_tree(out)
+    assert tree.graph["search"]["stop"] == "budget" and out.with_suffix(".html").read_text().startswith("<!DOCTYPE")
