@@ -85,6 +85,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--width", type=int, default=2, help="expansions per round")
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--concurrent", type=int, default=24, help="searches served by one engine call")
+    p.add_argument("--chunk", type=int, default=12, help="problems per chunk (arm by arm inside a chunk)")
     p.add_argument("--wave", type=int, default=32, help="greedy answers per engine call")
     p.add_argument("--out-dir", type=Path, default=REPO / "results/search")
     p.add_argument("--report-only", action="store_true")
@@ -148,18 +149,22 @@ def run_stage(args: argparse.Namespace, problems, wrong: list[GreedyRecord], gen
     started: dict[int, float] = {}
 
     def searches():
-        for record in wrong:  # problem by problem, every arm: a stop leaves whole problems behind it
+        # Chunks of problems, arm by arm inside a chunk: a stop leaves whole chunks behind it, and an engine
+        # call mostly carries one arm's rounds. Rounds are synchronous, so a deep-cut search (short branches,
+        # many rounds) batched with best-of-N rounds (full-length samples) would wait on them every round.
+        for start in range(0, len(wrong), args.chunk):
             for arm in arms:
-                if (arm, record.problem_id) in done:
-                    continue
-                strategy, method, scorer, _ = ARMS[arm]
-                config = SearchConfig(strategy=strategy, budget=args.budget, n=args.n, width=args.width,
-                                      cut="prm", select="deepest",
-                                      sampling=SamplingConfig(method=method, max_new_tokens=args.max_new_tokens))
-                s = start_search(by_id[record.problem_id], record.text, config, model=args.model,
-                                 scorer=scorers.get(scorer), origin=f"sampled:{args.model}:greedy", tag=arm)
-                started[id(s)] = time.perf_counter()
-                yield s
+                for record in wrong[start:start + args.chunk]:
+                    if (arm, record.problem_id) in done:
+                        continue
+                    strategy, method, scorer, _ = ARMS[arm]
+                    config = SearchConfig(strategy=strategy, budget=args.budget, n=args.n, width=args.width,
+                                          cut="prm", select="deepest",
+                                          sampling=SamplingConfig(method=method, max_new_tokens=args.max_new_tokens))
+                    s = start_search(by_id[record.problem_id], record.text, config, model=args.model,
+                                     scorer=scorers.get(scorer), origin=f"sampled:{args.model}:greedy", tag=arm)
+                    started[id(s)] = time.perf_counter()
+                    yield s
 
     def finished(s) -> None:
         result = s.result()
