@@ -89,6 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--wave", type=int, default=32, help="greedy answers per engine call")
     p.add_argument("--out-dir", type=Path, default=REPO / "results/search")
     p.add_argument("--report-only", action="store_true")
+    p.add_argument("--report-name", default="", help="suffix of the report files (a report on some of the arms)")
     args = p.parse_args(argv)
     unknown = [a for a in args.arms.split(",") if a not in ARMS]
     if unknown:
@@ -206,16 +207,16 @@ def report_stage(args: argparse.Namespace) -> None:
     table = markdown_table(points, uses)
     spent = "\n".join(f"| {arm} | " + " | ".join(f"{p.mean_tokens_spent:.0f}" for p in points if p.arm == arm) + " |"
                       for arm in uses)
-    (args.out_dir / "table.md").write_text(
+    (args.out_dir / f"table{args.report_name}.md").write_text(
         f"Problems solved (of the {n} GSM8K test problems the policy answers wrong greedily that every arm has "
         f"finished) within a budget of B generated tokens per problem (columns); in parentheses the 95% bootstrap "
         f"interval over problems of the solved share.\n\n{table}\n"
         f"Mean tokens spent per problem at each budget:\n\n| arm | " + " | ".join(map(str, budgets)) + " |\n|"
         + "---|" * (len(budgets) + 1) + f"\n{spent}\n")
-    (args.out_dir / "curve.json").write_text("[\n" + ",\n".join(p.model_dump_json() for p in points) + "\n]\n")
-    plot_curves(points, args.out_dir / "solved_vs_tokens.png",
+    (args.out_dir / f"curve{args.report_name}.json").write_text("[\n" + ",\n".join(p.model_dump_json() for p in points) + "\n]\n")
+    plot_curves(points, args.out_dir / f"solved_vs_tokens{args.report_name}.png",
                 title=f"{args.model}, {n} GSM8K test problems wrong at T=0; n={args.n}, width={args.width}")
-    LOG.info("report: %d problems common to %d arms -> %s", n, len(arms), args.out_dir / "table.md")
+    LOG.info("report: %d problems common to %d arms -> %s", n, len(arms), args.out_dir / f"table{args.report_name}.md")
 
 
 def main(argv: list[str] | None = None) -> int:
