@@ -1,8 +1,11 @@
-"""The tree of alternatives: problem -> response -> prefix (insertion point) -> branch.
+"""The tree of alternatives: problem -> response -> prefix (insertion point) -> branch [-> prefix -> branch ...].
 
 A ``networkx.DiGraph`` whose every node carries one pydantic record under the attribute ``"data"``.
-Node ids spell the path: ``problem``, ``r0``, ``r0/line2``, ``r0/line2/fire/3``. The JSON file is
-networkx's node-link format with a schema version, validated by pydantic when read back.
+Node ids spell the path: ``problem``, ``r0``, ``r0/line2``, ``r0/line2/fire/3``. A branch may be cut
+again (a search re-branches at its first flagged step): its prefix node hangs under the branch,
+``r0/prm/fire/3/prm``, and the prefix is the start of the branch's full text (its parent prefix + its
+own text, :func:`node_text`). The JSON file is networkx's node-link format with a schema version,
+validated by pydantic when read back.
 """
 
 from __future__ import annotations
@@ -66,11 +69,18 @@ class PrefixNode(BaseModel):
 
 
 class BranchNode(BaseModel):
+    """A graded branch; a search also scores its full text (parent prefix + branch) step by step."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
     kind: Literal["branch"] = "branch"
     model: str
     sampling: SamplingConfig
     branch: GradedBranch
+    prm: str | None = Field(default=None, description="Name of the PRM that scored the full text's steps.")
+    step_mode: StepMode = "line"
+    step_scores: list[float] | None = Field(default=None, description="One score per step of the full text.")
+    step_reasons: list[list[str]] | None = None
+    first_error_index: int | None = Field(default=None, ge=0, description="First flagged step of the full text.")
 
 
 Node = Annotated[Union[ProblemNode, ResponseNode, PrefixNode, BranchNode], Field(discriminator="kind")]
@@ -138,14 +148,29 @@ def add_response(
     return node_id
 
 
-def add_branch_set(tree: nx.DiGraph, response_id: str, branch_set: BranchSet) -> str:
+def node_text(tree: nx.DiGraph, node_id: str) -> str:
+    """The full text of a response node, or of a branch node (its parent prefix's text + its own text)."""
+    record = tree.nodes[node_id]["data"]
+    if record.kind == "response":
+        return record.text
+    if record.kind == "branch":
+        [parent] = tree.predecessors(node_id)
+        return tree.nodes[parent]["data"].prefix.text + record.branch.text
+    raise ValueError(f"node {node_id!r} is a {record.kind} node: only responses and branches have a full text")
+
+
+def add_branch_set(tree: nx.DiGraph, response_id: str, branch_set: BranchSet, *, name: str | None = None) -> str:
     """Add a prefix node under ``response_id`` (once per insertion point) and one node per branch.
 
-    Returns the prefix node id. Two methods (FIRE and regular) from one prefix share its node.
+    ``response_id`` may also name a branch node (a re-branch from a branch's own text). The prefix node
+    is ``<response_id>/<name>``, ``name`` defaulting to the insertion point. Returns the prefix node id.
+    Two methods (FIRE and regular) from one prefix share its node.
     """
-    if response_id not in tree or tree.nodes[response_id]["data"].kind != "response":
+    if response_id not in tree or tree.nodes[response_id]["data"].kind not in ("response", "branch"):
         raise KeyError(f"tree has no response node {response_id!r}")
-    prefix_id = f"{response_id}/{branch_set.prefix.point}"
+    if not node_text(tree, response_id).startswith(branch_set.prefix.text):
+        raise ValueError(f"prefix {branch_set.prefix.point!r} is not the start of node {response_id!r}'s text")
+    prefix_id = f"{response_id}/{name or branch_set.prefix.point}"
     if prefix_id in tree:
         if tree.nodes[prefix_id]["data"].prefix.text != branch_set.prefix.text:
             raise ValueError(f"prefix node {prefix_id!r} already holds a different prefix text")
@@ -160,6 +185,45 @@ def add_branch_set(tree: nx.DiGraph, response_id: str, branch_set: BranchSet) ->
         tree.add_node(branch_id, data=BranchNode(model=branch_set.model, sampling=branch_set.sampling, branch=b))
         tree.add_edge(prefix_id, branch_id)
     return prefix_id
+
+
+def add_scores(
+    tree: nx.DiGraph,
+    node_id: str,
+    *,
+    prm: str,
+    step_scores: list[float],
+    first_error_index: int | None,
+    step_reasons: list[list[str]] | None = None,
+) -> None:
+    """Record a PRM's step scores of a response's or a branch's full text on its node."""
+    record = tree.nodes[node_id]["data"]
+    if record.kind not in ("response", "branch"):
+        raise ValueError(f"node {node_id!r} is a {record.kind} node: only responses and branches are scored")
+    update = dict(prm=prm, step_scores=step_scores, first_error_index=first_error_index, step_reasons=step_reasons)
+    scored = type(record).model_validate({**record.model_dump(), **update})  # validated (model_copy is not)
+    if scored.kind == "branch":
+        _check_branch_scores(tree, node_id, scored, node_text(tree, node_id))
+    tree.nodes[node_id]["data"] = scored
+
+
+def _check_branch_scores(tree: nx.DiGraph, node_id: str, record: BranchNode, text: str) -> None:
+    n_steps = len(split_steps(text, record.step_mode))
+    if record.step_scores is not None and len(record.step_scores) != n_steps:
+        raise ValueError(f"node {node_id!r}: {len(record.step_scores)} step_scores for {n_steps} steps")
+    if record.first_error_index is not None and record.first_error_index >= n_steps:
+        raise ValueError(f"node {node_id!r}: first_error_index {record.first_error_index} is outside the "
+                         f"{n_steps} steps")
+
+
+def tree_depth(tree: nx.DiGraph) -> int:
+    """The most prefix nodes on one path from the root: 1 for a single cut, 2 once a branch was cut again."""
+    depth: dict[str, int] = {}
+    for node_id in nx.topological_sort(tree):
+        parents = list(tree.predecessors(node_id))
+        above = depth[parents[0]] if parents else 0
+        depth[node_id] = above + (tree.nodes[node_id]["data"].kind == "prefix")
+    return max(depth.values(), default=0)
 
 
 def branches_of(tree: nx.DiGraph, prefix_id: str, method: Method) -> list[GradedBranch]:
@@ -223,12 +287,21 @@ def tree_from_json(text: str, *, source: str = "<string>") -> nx.DiGraph:
         tree.add_edge(edge.source, edge.target)
     if "problem" not in tree or not nx.is_arborescence(tree):
         raise TreeError(f"{source}: nodes and edges do not form a tree rooted at 'problem'")
-    for node_id, record in tree.nodes(data="data"):
+    for node_id in nx.topological_sort(tree):  # parents first: a branch's text needs its prefix checked
+        record = tree.nodes[node_id]["data"]
         if record.kind == "prefix":
             [parent] = tree.predecessors(node_id)
-            response = tree.nodes[parent]["data"]
-            if response.kind != "response" or not response.text.startswith(record.prefix.text):
-                raise TreeError(f"{source}: node {node_id!r}: its prefix is not the start of response {parent!r}")
+            above = tree.nodes[parent]["data"]
+            if above.kind not in ("response", "branch") or not node_text(tree, parent).startswith(record.prefix.text):
+                raise TreeError(f"{source}: node {node_id!r}: its prefix is not the start of {above.kind} {parent!r}")
+        elif record.kind == "branch":
+            [parent] = tree.predecessors(node_id)
+            if tree.nodes[parent]["data"].kind != "prefix":
+                raise TreeError(f"{source}: node {node_id!r}: a branch must hang under a prefix, not {parent!r}")
+            try:
+                _check_branch_scores(tree, node_id, record, node_text(tree, node_id))
+            except ValueError as err:
+                raise TreeError(f"{source}: {err}") from None
     return tree
 
 

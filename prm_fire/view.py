@@ -32,6 +32,7 @@ from pathlib import Path
 
 import networkx as nx
 
+from prm_fire.steps import split_steps
 from prm_fire.tree import (
     BranchNode,
     PrefixNode,
@@ -163,7 +164,22 @@ def _counts(values: list[str]) -> str:
     return ", ".join(f"{escape(v)} \u00d7{c}" for v, c in Counter(values).most_common())
 
 
-def _branch_html(node_id: str, record: BranchNode, prefix_text: str) -> str:
+def _regrown_html(tree: nx.DiGraph, node_id: str, record: BranchNode, full_text: str) -> str:
+    """A branch that a search scored or cut again: its full text's steps (coloured) and its own prefixes."""
+    children = [c for c in tree.successors(node_id) if isinstance(tree.nodes[c]["data"], PrefixNode)]
+    if record.step_scores is None and not children:
+        return ""
+    view = ResponseNode(text=full_text, origin="branch", step_mode=record.step_mode,
+                        steps=split_steps(full_text, record.step_mode), grade=record.branch.grade, prm=record.prm,
+                        step_scores=record.step_scores, step_reasons=record.step_reasons,
+                        first_error_index=record.first_error_index)
+    err = "none" if record.first_error_index is None else f"step {record.first_error_index + 1}"
+    scored = f'<p class="prm">PRM {escape(record.prm)}: first error {escape(err)}</p>' if record.prm else ""
+    return (f'<div class="regrown">{scored}{_steps_html(view)}'
+            + "".join(_prefix_html(tree, c, view) for c in children) + "</div>")
+
+
+def _branch_html(node_id: str, record: BranchNode, prefix_text: str, tree: nx.DiGraph | None = None) -> str:
     b = record.branch
     token = b.first_token
     rest = b.text[len(token):] if token and b.text.startswith(token) else None
@@ -181,7 +197,8 @@ def _branch_html(node_id: str, record: BranchNode, prefix_text: str) -> str:
         f'<span class="kept-text">{escape(prefix_text)}</span>{body_text}</pre>'
         f'<p class="meta">{len(b.token_ids)} tokens, ended by {finish}; first token id {b.first_token_id}, '
         f'log-prob {b.first_token_logprob:.2f} (drawn at {b.first_token_sampled_logprob:.2f}); '
-        f'model {escape(record.model)}, seed {record.sampling.seed}</p></div></details>'
+        f'model {escape(record.model)}, seed {record.sampling.seed}</p>'
+        f'{_regrown_html(tree, node_id, record, prefix_text + b.text) if tree is not None else ""}</div></details>'
     )
 
 
@@ -199,7 +216,7 @@ def _method_html(tree: nx.DiGraph, prefix_id: str, method: str, children: list[s
         f'<h4>{escape(method)} <span class="how">{escape(how)}</span></h4>'
         f'<p class="summary-line" data-method="{escape(method)}">{_summary_line(s)}</p>'
         f'<p class="dist">first tokens: {tokens}<br>answers: {answers}</p>'
-        + "".join(_branch_html(c, tree.nodes[c]["data"], prefix_text) for c in children)
+        + "".join(_branch_html(c, tree.nodes[c]["data"], prefix_text, tree) for c in children)
         + "</section>"
     )
 
@@ -254,6 +271,22 @@ def _response_html(tree: nx.DiGraph, response_id: str) -> str:
     )
 
 
+def _search_line(tree: nx.DiGraph) -> str:
+    """One line on the search that grew the tree (its record in the graph attributes), if one did."""
+    info = tree.graph.get("search")
+    if not isinstance(info, dict):
+        return ""
+    config = info.get("config", {})
+    found = info.get("first_correct") or {}
+    outcome = (f'first correct branch <code>{escape(str(found.get("node_id")))}</code> after '
+               f'{found.get("tokens")} tokens' if found else f'stopped: {escape(str(info.get("stop")))}')
+    return (f'<p class="search-line">{escape(str(config.get("strategy", "search")))} '
+            f'({escape(str(info.get("scorer")))} scorer, cut {escape(str(config.get("cut")))}, '
+            f'{escape(str(config.get("sampling", {}).get("method")))}, budget {config.get("budget")} tokens): '
+            f'{outcome}; {info.get("tokens_spent")} tokens spent in {len(info.get("rounds", []))} rounds, '
+            f'depth {info.get("depth")}</p>')
+
+
 def render_html(tree: nx.DiGraph, *, title: str | None = None) -> str:
     """The whole page for ``tree``: one HTML string, CSS and JS inline, nothing fetched."""
     if "problem" not in tree:
@@ -280,7 +313,7 @@ def render_html(tree: nx.DiGraph, *, title: str | None = None) -> str:
 <section class="node problem" data-node="problem">
 <h2><span class="kind">problem</span> {escape(problem.id)} <span class="origin">{meta}</span></h2>
 <pre class="question">{escape(problem.question)}</pre>
-<p class="gold">gold answer: <b>{gold}</b></p></section>
+<p class="gold">gold answer: <b>{gold}</b></p>{_search_line(tree)}</section>
 <main>{"".join(_response_html(tree, r) for r in responses) or '<p class="empty">no responses in this tree</p>'}</main>
 <script type="application/json" id="{_DATA_ID}">{safe_json_for_script(tree_to_json(tree))}</script>
 <script>{_JS}</script>
@@ -382,4 +415,6 @@ section.method h4 { color: var(--regular); } section.method.fire h4 { color: var
 .kept-text { color: #98a2b3; }
 .meta { color: var(--muted); font-size: 12px; margin: 4px 0 0; }
 .empty { color: var(--muted); }
+.regrown { border-left: 2px dotted #7a5af8; padding-left: 8px; margin-top: 6px; }
+.search-line { margin: 6px 0 0; font-size: 13px; color: #344054; }
 """

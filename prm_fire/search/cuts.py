@@ -1,0 +1,93 @@
+"""Where a wrong node is cut: how many of its steps the next branches keep.
+
+A cut maps a wrong node (:class:`CutInput`: its full text, steps, tree record and, when the search
+has a scorer, its first flagged step) to the number of steps kept. ``prm`` keeps the steps before the
+first flagged one; when the scorer flags none in a response whose answer is wrong, it cuts at the last
+step (the answer is the one known error). ``line<k>`` keeps the first k-1 steps (all but the last when
+the node is shorter). Further rules register in :data:`CUTS`; :func:`make_cut` hands them the shared
+``resources`` their constructor names (an ``entropy-line`` cut would take the ``generator`` to read the
+policy's token entropies, and set ``needs_scores = False``).
+
+>>> from prm_fire.steps import split_steps
+>>> text = "a = 1\\nb = 2\\nc = 3\\nd = 4\\nSo 10."
+>>> at = lambda first: CutInput(text=text, steps=split_steps(text), first_error_index=first)
+>>> make_cut("prm").keep(at(2)), make_cut("prm").keep(at(None)), make_cut("line3").keep(at(None))
+(2, 4, 2)
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from prm_fire.registry import Registry
+from prm_fire.steps import Step
+
+_LINE = re.compile(r"line([1-9][0-9]*)")
+
+
+@dataclass(frozen=True)
+class CutInput:
+    """What a cut sees of one wrong node (with at least one step)."""
+
+    text: str
+    steps: list[Step]
+    first_error_index: int | None = None
+    record: Any = None  # the tree node's record (ResponseNode or BranchNode: token ids, first-token log-probs)
+
+
+class Cut(Protocol):
+    """A cut rule: ``name`` is the insertion point recorded on the prefixes it makes."""
+
+    name: str
+    needs_scores: bool
+
+    def keep(self, node: CutInput) -> int:
+        """Steps to keep (0 .. len(node.steps) - 1)."""
+        ...
+
+
+CUTS: Registry[type] = Registry("cut")
+
+
+@CUTS.register("prm")
+class PrmCut:
+    """Keep the steps before the scorer's first flagged step; none flagged: cut at the last step."""
+
+    name = "prm"
+    needs_scores = True
+
+    def keep(self, node: CutInput) -> int:
+        last = len(node.steps) - 1
+        return last if node.first_error_index is None else min(node.first_error_index, last)
+
+
+class LineCut:
+    """Keep the first k-1 steps (``line<k>``), at most all but the last."""
+
+    needs_scores = False
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.name = f"line{k}"
+
+    def keep(self, node: CutInput) -> int:
+        return min(self.k - 1, len(node.steps) - 1)
+
+
+def make_cut(name: str, **resources: Any) -> Cut:
+    """The cut rule called ``name``: ``line<k>`` or a name registered in :data:`CUTS`.
+
+    ``resources`` (say a ``generator``) go to a registered cut's constructor where it names them.
+    """
+    line = _LINE.fullmatch(name)
+    if line:
+        return LineCut(int(line.group(1)))
+    try:
+        cls = CUTS.get(name)
+    except KeyError:
+        raise ValueError(f"unknown cut {name!r}; known: {', '.join(CUTS.names())}, line<k> (k >= 1)") from None
+    accepted = inspect.signature(cls).parameters
+    return cls(**{key: value for key, value in resources.items() if key in accepted})

@@ -1,0 +1,135 @@
+"""Problems solved versus tokens spent, per arm, from search results (one run per problem and arm).
+
+A result run at the largest budget answers for every smaller one (:meth:`SearchResult.solved_within`),
+so one journal gives the whole curve. Arms are compared on the problems every arm has finished, with
+percentile-bootstrap intervals over those problems (:func:`prm_fire.metrics.mean_ci`).
+
+>>> from prm_fire.search.records import FirstCorrect, SearchResult
+>>> from prm_fire.search.config import SearchConfig
+>>> def run(pid, tokens):
+...     fc = FirstCorrect(node_id="x", round=0, tokens_before_round=0, tokens=tokens) if tokens else None
+...     return SearchResult(problem_id=pid, config=SearchConfig(budget=100), scorer=None, model="m",
+...                         solved=fc is not None, stop="solved" if fc else "budget", tokens_spent=tokens or 100,
+...                         root_scorer_tokens=0, first_correct=fc, rounds=[], depth=1, nodes=3)
+>>> rows = solved_curve({"a": [run("p1", 40), run("p2", None)], "b": [run("p1", 90)]}, [50, 100])
+>>> [(r.arm, r.budget, r.solved, r.problems) for r in rows]
+[('a', 50, 1, 1), ('a', 100, 1, 1), ('b', 50, 0, 1), ('b', 100, 1, 1)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+import networkx as nx
+
+from prm_fire.metrics import Interval, mean_ci
+from prm_fire.search.records import FirstCorrect, RoundRecord, SearchResult
+
+
+class CurvePoint(BaseModel):
+    """One arm at one budget: problems solved among the common problems, with an interval."""
+
+    model_config = ConfigDict(frozen=True)
+
+    arm: str
+    budget: int
+    solved: int
+    problems: int
+    rate: Interval
+    mean_tokens_spent: float
+
+
+def common_problems(results: Mapping[str, Sequence[SearchResult]]) -> list[str]:
+    """Problem ids every arm has a result for, in the first arm's order."""
+    if not results:
+        return []
+    sets = [{r.problem_id for r in rs} for rs in results.values()]
+    first = next(iter(results.values()))
+    return [r.problem_id for r in first if all(r.problem_id in s for s in sets)]
+
+
+def solved_curve(results: Mapping[str, Sequence[SearchResult]], budgets: Sequence[int], *,
+                 seed: int = 0) -> list[CurvePoint]:
+    """For every arm and budget: how many of the common problems a run with that budget solves."""
+    ids = common_problems(results)
+    points = []
+    for arm, rs in results.items():
+        by_id = {r.problem_id: r for r in rs}
+        for budget in budgets:
+            if budget > min((by_id[i].config.budget for i in ids), default=budget):
+                raise ValueError(f"arm {arm!r}: budget {budget} is above the budget its runs used")
+            hits = [by_id[i].solved_within(budget) for i in ids]
+            spent = [by_id[i].spent_within(budget) for i in ids]
+            points.append(CurvePoint(arm=arm, budget=budget, solved=sum(hits), problems=len(ids),
+                                     rate=mean_ci(hits, seed=seed) if ids else Interval(mean=0, low=0, high=0, n=1,
+                                                                                        confidence=0.95),
+                                     mean_tokens_spent=sum(spent) / len(spent) if spent else 0.0))
+    return points
+
+
+def markdown_table(points: Sequence[CurvePoint], arms: Mapping[str, str]) -> str:
+    """Rows: arms; columns: budgets; cells: solved / problems (share, 95% CI); then what each arm uses."""
+    budgets = sorted({p.budget for p in points})
+    lines = ["| arm | " + " | ".join(str(b) for b in budgets) + " |", "|---" * (len(budgets) + 1) + "|"]
+    for arm in arms:
+        cells = {p.budget: p for p in points if p.arm == arm}
+        row = [f"{cells[b].solved} ({100 * cells[b].rate.low:.0f}-{100 * cells[b].rate.high:.0f}%)"
+               if b in cells else "" for b in budgets]
+        lines.append(f"| {arm} | " + " | ".join(row) + " |")
+    legend = [f"- **{arm}**: {uses}" for arm, uses in arms.items()]
+    return "\n".join(lines + [""] + legend) + "\n"
+
+
+def plot_curves(points: Sequence[CurvePoint], path: str | Path, *, title: str) -> Path:
+    """Solved share versus budget, one line per arm with its 95% band; written as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for arm in dict.fromkeys(p.arm for p in points):
+        mine = sorted((p for p in points if p.arm == arm), key=lambda p: p.budget)
+        xs = [p.budget for p in mine]
+        ax.plot(xs, [p.rate.mean for p in mine], marker="o", label=arm)
+        ax.fill_between(xs, [p.rate.low for p in mine], [p.rate.high for p in mine], alpha=0.12)
+    ax.set_xlabel("tokens generated per problem (budget)")
+    ax.set_ylabel("share of problems solved")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def one_sample_rounds(result: SearchResult, tree: nx.DiGraph) -> SearchResult:
+    """A best-of-N result re-counted as if its samples had come one per round, in order (set, then index).
+
+    Sample i of set k depends only on its seed, not on the batch it came in, so this is the run a
+    best-of-N with rounds of one sample makes: the finest accounting, the most favourable to best-of-N.
+    """
+    if result.config.strategy != "best-of-n":
+        raise ValueError(f"problem {result.problem_id!r}: only a best-of-N result can be re-counted per sample")
+    rounds, spent, first = [], 0, None
+    for prefix_id in [p for r in result.rounds for p in r.prefixes]:
+        branches = sorted((tree.nodes[c]["data"].branch for c in tree.successors(prefix_id)), key=lambda b: b.index)
+        for b in branches:
+            before, spent = spent, spent + len(b.token_ids)
+            rounds.append(RoundRecord(index=len(rounds), expanded=["r0"], prefixes=[prefix_id], sequences=1,
+                                      generated_tokens=len(b.token_ids), scorer_tokens=0, tokens_before=before,
+                                      tokens_after=spent, correct=int(b.correct)))
+            if b.correct:
+                first = FirstCorrect(node_id=f"{prefix_id}/{b.method}/{b.index}", round=len(rounds) - 1,
+                                     tokens_before_round=before, tokens=spent)
+                break
+        if first is not None:
+            break
+    return result.model_copy(update={"rounds": rounds, "first_correct": first, "tokens_spent": spent})

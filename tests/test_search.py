@@ -1,0 +1,159 @@
+"""The re-branching search on real models: depth > 1 trees that round-trip, the budget stop, the early stop."""
+
+from __future__ import annotations
+
+import pytest
+
+from prm_fire.problems import load_builtin
+from prm_fire.sampling import SamplingConfig
+from prm_fire.steps import split_steps
+from prm_fire.search import SearchConfig, make_cut, run_searches, search, start_search
+from prm_fire.search.report import one_sample_rounds
+from prm_fire.tree import load_tree, node_text, save_tree, tree_depth, tree_from_json, tree_to_json, trees_equal
+from prm_fire.view import embedded_tree_json, render_html
+from prm_models import make_prm
+
+PROBLEM = load_builtin()[0]  # gold answer 8; solution: 4 lines, the last "The answer is \boxed{8}"
+LAST_LINE_WRONG = PROBLEM.solution.replace("\\boxed{8}", "\\boxed{11}")  # the reference checker flags line 4
+FIRST_LINE_WRONG = ("The baker makes 4 * 9 = 32 muffins.\nAfter selling 23 she has 32 - 23 = 9 muffins.\n"
+                    "After giving 5 away she has 9 - 5 = 4 muffins.\nThe answer is \\boxed{4}")
+
+
+def _check_tree(tree, result) -> None:
+    """Structure every search tree must have: graded branches under prefixes cut from their parent's text."""
+    for node_id, record in tree.nodes(data="data"):
+        if record.kind == "prefix":
+            [parent] = tree.predecessors(node_id)
+            assert node_text(tree, parent).startswith(record.prefix.text)
+        if record.kind == "branch" and record.step_scores is not None:
+            assert len(record.step_scores) == len(split_steps(node_text(tree, node_id), record.step_mode))
+    spent = sum(r.generated_tokens + r.scorer_tokens for r in result.rounds) + result.root_scorer_tokens
+    assert spent == result.tokens_spent
+    for before, after in zip(result.rounds, result.rounds[1:]):
+        assert after.tokens_before == before.tokens_after
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    from prm_fire.generators import make_generator
+
+    return make_generator("hf", "smollm2-135m")
+
+
+@pytest.fixture(scope="module")
+def small_search(smollm2):
+    """smollm2 never finishes in 8 tokens: two rounds of 2 branches, the second from a branch's own cut."""
+    config = SearchConfig(budget=20, n=2, width=1, sampling=SamplingConfig(method="fire", max_new_tokens=8))
+    return search(PROBLEM, FIRST_LINE_WRONG, config, generator=smollm2, scorer=make_prm("reference"))
+
+
+def test_search_grows_a_tree_of_depth_two_that_round_trips_through_json(small_search, tmp_path):
+    tree, result = small_search
+    assert result.depth >= 2 and tree_depth(tree) == result.depth
+    deep = [n for n, r in tree.nodes(data="data") if r.kind == "prefix" and tree.nodes[next(tree.predecessors(n))][
+        "data"].kind == "branch"]
+    assert deep, "a branch should be the parent of a prefix"
+    parent = next(tree.predecessors(deep[0]))
+    assert tree.nodes[parent]["data"].prm == "reference" and tree.nodes[parent]["data"].step_scores is not None
+    _check_tree(tree, result)
+    back = load_tree(save_tree(tree, tmp_path / "search.json"))
+    assert trees_equal(tree, back) and tree_depth(back) == result.depth
+    assert back.graph["search"]["tokens_spent"] == result.tokens_spent
+    page = render_html(back)
+    assert page.count('class="node prefix"') == sum(1 for _, r in tree.nodes(data="data") if r.kind == "prefix")
+    assert trees_equal(tree_from_json(embedded_tree_json(page)), tree)
+
+
+def test_search_stops_at_the_budget(small_search):
+    _, result = small_search
+    assert not result.solved and result.stop == "budget"
+    assert result.tokens_spent >= result.config.budget > result.rounds[-1].tokens_before
+    assert not result.solved_within(result.config.budget)
+    assert [r.sequences for r in result.rounds] == [2, 2]
+
+
+def test_a_correct_starting_response_stops_before_any_round():
+    s = start_search(PROBLEM, PROBLEM.solution, SearchConfig(budget=100), model="none", scorer=make_prm("reference"))
+    run_searches([s], generator=None)  # nothing to generate: the generator is never touched
+    result = s.result()
+    assert result.stop == "root-correct" and result.rounds == [] and result.tokens_spent == 0
+    assert result.solved_within(1)
+
+
+def test_best_of_n_samples_from_scratch_with_a_new_seed_each_set(smollm2):
+    config = SearchConfig(strategy="best-of-n", budget=1, n=2, width=2,
+                          sampling=SamplingConfig(method="regular", max_new_tokens=4))
+    tree, result = search(PROBLEM, LAST_LINE_WRONG, config, generator=smollm2)
+    assert result.scorer is None and len(result.rounds) == 1
+    prefixes = result.rounds[0].prefixes
+    assert prefixes == ["r0/scratch0", "r0/scratch1"]
+    assert all(tree.nodes[p]["data"].prefix.text == "" for p in prefixes)
+    seeds = {tree.nodes[c]["data"].sampling.seed for p in prefixes for c in tree.successors(p)}
+    assert seeds == {0, 1}
+    per_sample = one_sample_rounds(result, tree)  # the same samples, one per round
+    assert [r.sequences for r in per_sample.rounds] == [1, 1, 1, 1] and per_sample.first_correct is None
+    assert per_sample.tokens_spent == result.tokens_spent == sum(r.generated_tokens for r in per_sample.rounds)
+
+
+def test_cut_needs_a_scorer_and_bad_names_fail():
+    with pytest.raises(ValueError, match="needs a scorer"):
+        start_search(PROBLEM, LAST_LINE_WRONG, SearchConfig(budget=10), model="none")
+    with pytest.raises(ValueError, match="unknown cut 'entropy'"):
+        make_cut("entropy")
+    with pytest.raises(ValueError, match="unknown selection rule 'random'"):
+        SearchConfig(budget=10, select="random")
+
+
+def test_cli_reports_bad_input_in_one_line_each(capsys):
+    from prm_fire.cli import main
+
+    code = main(["search", "--budget", "10", "--cut", "middle", "--prm", "nope", "--model", "nothere"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err == [
+        "error: --cut: unknown cut 'middle'; known: prm, line<k> (k >= 1)",
+        "error: --prm: unknown PRM scorer 'nope'; known: " + ", ".join(__import__("prm_models").PRMS.names()),
+        err[2],
+    ] and err[2].startswith("error: --model: model 'nothere'")
+
+
+@pytest.fixture(scope="module")
+def qwen():
+    from prm_fire.generators import make_generator
+
+    return make_generator("hf", "qwen2.5-coder-0.5b")
+
+
+@pytest.mark.slow
+def test_a_problem_the_first_branch_solves_stops_at_once(qwen):
+    """Cut before the wrong last line, qwen's greedy continuation writes the right answer: one round, then stop."""
+    config = SearchConfig(budget=10_000, n=1, width=2,
+                          sampling=SamplingConfig(method="regular", temperature=0, max_new_tokens=24))
+    tree, result = search(PROBLEM, LAST_LINE_WRONG, config, generator=qwen, scorer=make_prm("reference"))
+    assert result.stop == "solved" and len(result.rounds) == 1 and result.depth == 1
+    assert result.first_correct.node_id == "r0/prm/regular/0" and tree.nodes["r0/prm"]["data"].prefix.kept_steps == 3
+    assert result.tokens_spent == result.first_correct.tokens == result.rounds[0].generated_tokens < 24
+    assert result.solved_within(result.tokens_spent) and not result.solved_within(result.tokens_spent - 1)
+
+
+@pytest.mark.slow
+def test_qwen_search_reaches_depth_two_and_round_trips(qwen, tmp_path):
+    config = SearchConfig(budget=40, n=2, width=2, sampling=SamplingConfig(method="fire", max_new_tokens=12))
+    tree, result = search(PROBLEM, FIRST_LINE_WRONG, config, generator=qwen, scorer=make_prm("reference"))
+    assert result.depth >= 2 and len(result.rounds) >= 2
+    _check_tree(tree, result)
+    back = tree_from_json(tree_to_json(tree))
+    assert trees_equal(tree, back)
+
+
+@pytest.mark.slow
+def test_cli_search_writes_a_tree_that_loads(tmp_path, capsys):
+    from prm_fire.cli import main
+
+    out = tmp_path / "search.json"
+    code = main(["search", "--model", "smollm2-135m", "--response", FIRST_LINE_WRONG, "--budget", "10", "--n", "2",
+                 "--width", "1", "--max-new-tokens", "6", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0 and "round 0: expanded r0; 2 branches" in printed and "not solved within 10 tokens" in printed
+    tree = load_tree(out)
+    assert tree.graph["search"]["stop"] == "budget" and out.with_suffix(".html").read_text().startswith("<!DOCTYPE")
