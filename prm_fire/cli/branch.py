@@ -6,12 +6,11 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from prm_fire.cli.checks import Problems, at_least, field_value, point
+from prm_fire.cli.checks import Problems, add_problem_arguments, chosen_problem, at_least, field_value, point
 from prm_fire.problems import Problem
 from prm_fire.sampling import FireConfig, SamplingConfig
 
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"
-DEFAULT_PROBLEM = "builtin/1"  # the first builtin problem; see the README for how the default was measured
 
 
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
@@ -52,10 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``branch`` and its options."""
     b = sub.add_parser("branch", help="branch one problem from an insertion point; write the tree JSON and HTML")
     src = b.add_argument_group("problem and response")
-    src.add_argument("--data", type=Path, help="data file (MATH/MATH-500/GSM8K JSONL, ProcessBench JSON); "
-                     "default: the problems shipped with the package")
-    src.add_argument("--id", help=f"problem id in --data (default: {DEFAULT_PROBLEM} without --data, "
-                     "else the file's first problem)")
+    add_problem_arguments(src)
     resp = src.add_mutually_exclusive_group()
     resp.add_argument("--response", help="the response to cut (default: see --response-from)")
     resp.add_argument("--response-file", type=Path, help="file holding the response to cut")
@@ -89,21 +85,13 @@ class Plan:
 def check(args: argparse.Namespace) -> Plan:
     """Check every input of ``branch`` without loading the model; raise ``InputErrors`` listing the problems."""
     from prm_fire.preflight import Request, check_backend, check_model, check_requests, cut_response, kv_bytes, \
-        read_problems, read_text
-    from prm_fire.problems import find_problem, load_builtin
+        read_text
     from prm_fire.prompts import build_messages
 
     problems = Problems()
     problem = response = shape = None
     with problems.check():
-        pool = read_problems(args.data) if args.data else load_builtin()
-        wanted = args.id or (None if args.data else DEFAULT_PROBLEM)
-        try:
-            problem = find_problem(pool, wanted) if wanted else pool[0]
-        except KeyError as err:
-            from prm_fire.preflight import InputError
-
-            raise InputError(f"--id: {err.args[0]}") from None
+        problem = chosen_problem(args)
     with problems.check():
         if args.response_file is not None:
             response = read_text(args.response_file, where="--response-file")

@@ -9,6 +9,7 @@ files, names or a model's config is checked by each command's ``check`` with the
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -134,3 +135,63 @@ def report(lines: list[str]) -> None:
     """Print input problems, one ``error:`` line each, on stderr."""
     for line in lines:
         print(f"error: {line}", file=sys.stderr)
+
+
+DEFAULT_PROBLEM = "builtin/1"  # the first builtin problem; see the README for how the default was measured
+
+
+def add_problem_arguments(group: Any) -> None:
+    """``--data`` and ``--id``: the one problem a command works on (``branch``, ``search``)."""
+    from pathlib import Path
+
+    group.add_argument("--data", type=Path, help="data file (MATH/MATH-500/GSM8K JSONL, ProcessBench JSON); "
+                       "default: the problems shipped with the package")
+    group.add_argument("--id", help=f"problem id in --data (default: {DEFAULT_PROBLEM} without --data, "
+                       "else the file's first problem)")
+
+
+def chosen_problem(args: argparse.Namespace) -> Any:
+    """The problem ``--data``/``--id`` name (see :func:`add_problem_arguments`); an :class:`InputError` names
+    the flag."""
+    from prm_fire.preflight import read_problems
+    from prm_fire.problems import find_problem, load_builtin
+
+    pool = read_problems(args.data) if args.data else load_builtin()
+    wanted = args.id or (None if args.data else DEFAULT_PROBLEM)
+    try:
+        return find_problem(pool, wanted) if wanted else pool[0]
+    except KeyError as err:
+        raise InputError(f"--id: {err.args[0]}") from None
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``["m=4", "estimate=soft"]`` -> ``{"m": 4, "estimate": "soft"}`` (values as JSON when they parse).
+
+    >>> parse_options(["m=4", "estimate=soft", 'labels={"a": 1}'])
+    {'m': 4, 'estimate': 'soft', 'labels': {'a': 1}}
+    """
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--prm-option expects key=value, got {pair!r}")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
+def checked_prm_options(problems: Problems, name: str, pairs: list[str]) -> dict[str, Any]:
+    """``--prm NAME --prm-option K=V ...`` parsed and checked (no model built); a problem is recorded in
+    ``problems`` and ``{}`` returned."""
+    from prm_fire.preflight import check_prm
+
+    options: dict[str, Any] = {}
+    with problems.check():
+        try:
+            options = parse_options(pairs)
+        except ValueError as err:
+            raise InputError(str(err)) from None
+        check_prm(name, options)
+    return options

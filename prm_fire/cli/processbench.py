@@ -10,30 +10,11 @@ again resumes. The summary goes to ``<out>.json`` and ``<out>.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
-from prm_fire.cli.checks import Problems, at_least, fraction
-
-
-def parse_options(pairs: list[str]) -> dict[str, Any]:
-    """``["m=4", "estimate=soft"]`` -> ``{"m": 4, "estimate": "soft"}`` (values as JSON when they parse).
-
-    >>> parse_options(["m=4", "estimate=soft", 'labels={"a": 1}'])
-    {'m': 4, 'estimate': 'soft', 'labels': {'a': 1}}
-    """
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--prm-option expects key=value, got {pair!r}")
-        try:
-            options[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key.strip()] = value
-    return options
+from prm_fire.cli.checks import Problems, at_least, checked_prm_options, fraction
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -67,17 +48,12 @@ def _stem(args: argparse.Namespace) -> Path:
 
 def check(args: argparse.Namespace) -> tuple[dict[str, Any], Path, list]:
     """Check the scorer name and options, a model/backend they name, and the data file; nothing is built."""
-    from prm_fire.preflight import InputError, check_prm
+    from prm_fire.preflight import InputError
     from prm_fire.problems import DataError, load_processbench
 
     problems = Problems()
-    options, items = {}, []
-    with problems.check():
-        try:
-            options = parse_options(args.prm_option)
-        except ValueError as err:
-            raise InputError(str(err)) from None
-        check_prm(args.prm, options)
+    items = []
+    options = checked_prm_options(problems, args.prm, args.prm_option)
     data = args.data_dir / f"{args.split}.json"
     with problems.check():
         if data.is_dir() or not data.exists():

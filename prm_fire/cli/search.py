@@ -6,12 +6,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from prm_fire.cli.checks import Problems, at_least, field_value
-from prm_fire.cli.processbench import parse_options
+from prm_fire.cli.checks import Problems, add_problem_arguments, chosen_problem, at_least, checked_prm_options, field_value
 from prm_fire.sampling import FireConfig, SamplingConfig
 
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"
-DEFAULT_PROBLEM = "builtin/1"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,10 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("search", help="re-branch a wrong solution at located errors until a branch is right "
                                       "or the token budget is spent; write the tree JSON and HTML")
     src = s.add_argument_group("problem and starting response")
-    src.add_argument("--data", type=Path, help="data file (MATH/MATH-500/GSM8K JSONL, ProcessBench JSON); "
-                     "default: the problems shipped with the package")
-    src.add_argument("--id", help=f"problem id in --data (default: {DEFAULT_PROBLEM} without --data, "
-                     "else the file's first problem)")
+    add_problem_arguments(src)
     resp = src.add_mutually_exclusive_group()
     resp.add_argument("--response", help="the (wrong) response the search starts from")
     resp.add_argument("--response-file", type=Path, help="file holding the response the search starts from")
@@ -76,9 +71,8 @@ def check(args: argparse.Namespace):
     """Check every input without loading a model; returns (problem, response or None, config, scorer options)."""
     from pydantic import ValidationError
 
-    from prm_fire.preflight import InputError, Request, check_backend, check_model, check_prm, check_requests, \
-        kv_bytes, read_problems, read_text
-    from prm_fire.problems import find_problem, load_builtin
+    from prm_fire.preflight import InputError, Request, check_backend, check_model, check_requests, \
+        kv_bytes, read_text
     from prm_fire.prompts import build_messages
     from prm_fire.search.cuts import make_cut
 
@@ -86,12 +80,7 @@ def check(args: argparse.Namespace):
     problem = response = config = shape = None
     options: dict = {}
     with problems.check():
-        pool = read_problems(args.data) if args.data else load_builtin()
-        wanted = args.id or (None if args.data else DEFAULT_PROBLEM)
-        try:
-            problem = find_problem(pool, wanted) if wanted else pool[0]
-        except KeyError as err:
-            raise InputError(f"--id: {err.args[0]}") from None
+        problem = chosen_problem(args)
     with problems.check():
         if problem is not None and problem.answer is None:
             raise InputError(f"--id: problem {problem.id!r} has no gold answer: a search stops at a correct branch")
@@ -115,12 +104,7 @@ def check(args: argparse.Namespace):
                 raise InputError(f"--{'.'.join(map(str, first['loc'])).replace('_', '-')}: {first['msg']}") from None
     uses_scorer = args.strategy == "search" and (cut is None or cut.needs_scores)
     if uses_scorer:
-        with problems.check():
-            try:
-                options = parse_options(args.prm_option)
-            except ValueError as err:
-                raise InputError(str(err)) from None
-            check_prm(args.prm, options)
+        options = checked_prm_options(problems, args.prm, args.prm_option)
         with problems.check():
             if args.prm in ("reference", "combined") and problem is not None and not problem.solution:
                 raise InputError(f"--prm {args.prm}: problem {problem.id!r} has no reference solution to check against")
