@@ -218,7 +218,8 @@ def render_markdown(table: Table5) -> str:
             lines.append(f"| {metric} | " + " | ".join(row) + " |")
     lines += ["", "Items per cell: " + ", ".join(f"{c.method}/{c.point} {c.items}" for c in table.cells)]
     if (st := table.stats) is not None:
-        unrecorded = f" (not recorded for {n} early attempts)" if (n := st.prm_tokens_unrecorded) else ""
+        unrecorded = (f" (not recorded for {n} attempts: early runs, or a scorer that does not report its tokens)"
+                      if (n := st.prm_tokens_unrecorded) else "")
         lines += ["", f"Run: {st.problems} problems tried, {st.kept} kept; tokens generated: base responses "
                   f"{st.base_tokens:,}, PRM {st.prm_tokens:,}{unrecorded}, insertion {st.insertion_tokens:,}; "
                   f"wall time {st.seconds / 3600:.2f} h (sum over problems and branch sets; model loading "
