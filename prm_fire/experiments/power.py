@@ -107,9 +107,18 @@ def point_power(
                       items_to_detect=detect, items_for_half_width=interval)
 
 
-def plan_power(config: ExperimentConfig, *, first_items: int = 30, k: int | None = None, **kwargs) -> PowerPlan:
+def plan_power(
+    config: ExperimentConfig,
+    *,
+    first_items: int = 30,
+    k: int | None = None,
+    ns: tuple[int, ...] = (10, 20),
+    alpha: float = 0.05,
+    power: float = 0.8,
+    half_width: float = 0.10,
+) -> PowerPlan:
     """The power plan from the first ``first_items`` kept items (in attempt order) at every insertion point,
-    for pass@k (default: the config's largest k); ``kwargs`` go to :func:`point_power`."""
+    for pass@k (default: the config's largest k); the other settings as in :func:`point_power`."""
     from prm_fire.experiments.dataset import read_items
 
     k = k or max(config.insertion.ks)
@@ -121,10 +130,10 @@ def plan_power(config: ExperimentConfig, *, first_items: int = 30, k: int | None
         ids = [i for i in order if (i, "fire") in by and (i, "regular") in by]
         if len(ids) >= 2:
             counts = {m: np.array([by[(i, m)].correct for i in ids]) for m in ("fire", "regular")}
-            points.append(point_power(point, counts["fire"], counts["regular"], run_n=run_n, k=k, **kwargs))
-    defaults = point_power.__kwdefaults__
+            points.append(point_power(point, counts["fire"], counts["regular"], run_n=run_n, k=k, ns=ns,
+                                      alpha=alpha, power=power, half_width=half_width))
     return PowerPlan(config_name=config.name, k=k, run_n=run_n, first_items=first_items, points=points,
-                     **{name: kwargs.get(name, defaults[name]) for name in ("alpha", "power", "half_width")})
+                     alpha=alpha, power=power, half_width=half_width)
 
 
 def render_power(plan: PowerPlan) -> str:

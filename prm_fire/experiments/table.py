@@ -130,17 +130,20 @@ def aggregate(config: ExperimentConfig, *, allow_unequal: bool = False) -> Table
     for point in config.insertion.points:
         results = read_journal(journal_path(config, point), InsertionResult)
         sets += results
-        differences += paired_differences(results, point, config.insertion.ks)
+        # Each set's pass@k and #EA once (#EA calls the grader per answer pair): cells and differences share them.
+        metrics = {(r.item_id, r.method): _item_metrics(r, config.insertion.ks) for r in results}
+        differences += paired_differences(metrics, point)
         for method in config.insertion.methods:
             mine = [r for r in results if r.method == method]
             if not mine:
                 continue
             items[(method, point)] = {r.item_id for r in mine}
             ks = [k for k in config.insertion.ks if all(k <= r.n for r in mine)]
+            values = [metrics[(r.item_id, method)] for r in mine]
             cells.append(Cell(
                 method=method, point=point, items=len(mine),
-                pass_at={k: mean_ci([pass_at_k(r.n, r.correct, k) for r in mine]) for k in ks},
-                effective_answers=mean_ci([float(effective_answers(r.answers, answers_equivalent)) for r in mine]),
+                pass_at={k: mean_ci([v[f"pass@{k}"] for v in values]) for k in ks},
+                effective_answers=mean_ci([v["#EA"] for v in values]),
                 tokens=sum(r.tokens for r in mine),
                 paper_pass_at_10=PAPER_TABLE5.get((method, point)),
             ))
@@ -154,14 +157,14 @@ def _item_metrics(result: InsertionResult, ks: list[int]) -> dict[str, float]:
     return metrics | {"#EA": float(effective_answers(result.answers, answers_equivalent))}
 
 
-def paired_differences(results: list[InsertionResult], point: str, ks: list[int]) -> list[PairedDifference]:
-    """FIRE minus regular per metric at ``point``, over the items that have both (none if one is missing)."""
-    by_method = {m: {r.item_id: r for r in results if r.method == m} for m in ("regular", "fire")}
-    both = [i for i in by_method["fire"] if i in by_method["regular"]]
+def paired_differences(metrics: dict[tuple[str, Method], dict[str, float]], point: str) -> list[PairedDifference]:
+    """FIRE minus regular per metric at ``point``, from each set's metrics keyed by (item id, method),
+    over the items that have both (none if one method is missing)."""
+    both = [i for i, m in metrics if m == "fire" and (i, "regular") in metrics]
     if not both:
         return []
-    fire = [_item_metrics(by_method["fire"][i], ks) for i in both]
-    regular = [_item_metrics(by_method["regular"][i], ks) for i in both]
+    fire = [metrics[(i, "fire")] for i in both]
+    regular = [metrics[(i, "regular")] for i in both]
     out = []
     for metric in fire[0]:
         if all(metric in f and metric in r for f, r in zip(fire, regular)):
