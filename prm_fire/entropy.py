@@ -91,8 +91,9 @@ class EntropyScorer:
         and its text."""
         import torch
 
-        chat = [m.model_dump() for m in messages]
-        prompt = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        from prm_fire.generators.base import chat_prompt
+
+        prompt = chat_prompt(self.tokenizer, messages)  # as the backends encode it
         enc = self.tokenizer(prompt + response, add_special_tokens=False, return_offsets_mapping=True)
         ids, offsets = enc["input_ids"], enc["offset_mapping"]
         first = next((j for j, (a, b) in enumerate(offsets) if b > len(prompt)), len(ids))

@@ -35,6 +35,12 @@ class Generator(Protocol):
         ...
 
 
+def chat_prompt(tokenizer: Any, messages: list[Message]) -> str:
+    """The chat-templated ``messages`` with a generation prompt, as text: where a response starts."""
+    return tokenizer.apply_chat_template([m.model_dump() for m in messages], tokenize=False,
+                                         add_generation_prompt=True)
+
+
 class DecodeState:
     """Bookkeeping of branches decoded in one batch: their tokens, why each ended, which still run.
 
@@ -126,9 +132,7 @@ class ChatBackend:
 
     def encode(self, messages: list[Message], prefix: str) -> list[int]:
         """Token ids of the chat-templated messages with a generation prompt, then ``prefix`` verbatim."""
-        chat = [m.model_dump() for m in messages]
-        text = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
-        return self.tokenizer(text + prefix, add_special_tokens=False)["input_ids"]
+        return self.tokenizer(chat_prompt(self.tokenizer, messages) + prefix, add_special_tokens=False)["input_ids"]
 
     def branch(self, messages: list[Message], prefix: str, n: int, sampling: SamplingConfig) -> list[Branch]:
         """``n`` branches continuing ``prefix`` after the chat prompt."""
