@@ -199,8 +199,10 @@ def test_bad_arguments_are_named(smol):
 
 # ----------------------------------------------------------------------------- many requests in one call
 # llama.cpp picks its CPU kernels by batch size, so a batched row's logits may differ from the same row
-# decoded alone in the last bits; a draw on a near-tie then flips (1 of 36 branches in one CI run on
-# qwen, none of 80 in our runs). The records are "as alone" up to such flips, hence a share, not equality.
+# decoded alone in the last bits; a draw on a near-tie then flips (1 and 5 of 36 branches in two CI runs
+# on qwen, none of 80 in our runs: the rate depends on the CPU). The records are "as alone" up to such
+# flips: identical_share asserts what no flip can change, and the tests bound the share of flipped
+# branches at a quarter, far above the rates seen and far below the whole requests a sequence bug spoils.
 def test_many_requests_in_one_call_equal_each_alone(smol, gsm8k_cuts, many_requests, check_batch_shape,
                                                     identical_share):
     """2 GSM8K prefixes x FIRE/regular with their own seeds and budgets, plus early-EOS rows, as
@@ -208,7 +210,7 @@ def test_many_requests_in_one_call_equal_each_alone(smol, gsm8k_cuts, many_reque
     requests = many_requests(smol, gsm8k_cuts[:2], n=2, budget=8)
     many = smol.branch_many(requests)
     check_batch_shape(requests, many)
-    assert identical_share(many, [smol.branch_ids(r.prompt_ids, r.n, r.sampling) for r in requests]) >= 0.9
+    assert identical_share(many, [smol.branch_ids(r.prompt_ids, r.n, r.sampling) for r in requests]) >= 0.75
 
 
 @pytest.mark.slow
@@ -218,7 +220,7 @@ def test_many_requests_on_qwen_equal_each_alone(qwen, gsm8k_cuts, many_requests,
     requests = many_requests(qwen, gsm8k_cuts, n=4, budget=32)
     many = qwen.branch_many(requests)
     check_batch_shape(requests, many)
-    assert identical_share(many, [qwen.branch_ids(r.prompt_ids, r.n, r.sampling) for r in requests]) >= 0.9
+    assert identical_share(many, [qwen.branch_ids(r.prompt_ids, r.n, r.sampling) for r in requests]) >= 0.75
 
 
 def test_requests_beyond_the_parallel_sequences_are_served_in_groups(smol, gsm8k_cuts, identical_share):
@@ -237,7 +239,7 @@ def test_requests_beyond_the_parallel_sequences_are_served_in_groups(smol, gsm8k
     short = BranchRequest(prompt_ids=ids[0], n=limit - n - 1, sampling=SamplingConfig(max_new_tokens=2))
     assert len(smol._groups([requests[0], short])) == 1
     many = smol.branch_many(requests)
-    assert identical_share(many, [smol.branch_ids(r.prompt_ids, r.n, r.sampling) for r in requests]) >= 0.9
+    assert identical_share(many, [smol.branch_ids(r.prompt_ids, r.n, r.sampling) for r in requests]) >= 0.75
     with pytest.raises(ValueError, match="exceed llama.cpp's"):
         smol.branch_ids(ids[0], limit, SamplingConfig(max_new_tokens=2))
 

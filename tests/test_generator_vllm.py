@@ -150,3 +150,17 @@ def test_many_requests_share_two_engine_calls_and_match_each_alone(vgen, monkeyp
         assert all(len(x.token_ids) <= req.sampling.max_new_tokens for x in b)
     same = sum(x.token_ids == y.token_ids for a, b in zip(alone, together) for x, y in zip(a, b))
     assert same >= 36, f"only {same}/40 branches equal their solo run"
+
+
+def test_default_engine_serves_a_model_whose_window_exceeds_the_token_budget():
+    """qwen2.5-coder-0.5b's 32,768-token window with no max_model_len: with chunked prefill off, the
+    per-step token budget must grow to the window (vLLM refuses to start otherwise)."""
+    gen = make_generator("vllm", "qwen2.5-coder-0.5b")
+    try:
+        window = gen.llm.llm_engine.model_config.max_model_len
+        assert window == 32768 == gen.shape.context_length
+        assert gen.llm.llm_engine.vllm_config.scheduler_config.max_num_batched_tokens >= window
+        branches = gen.branch(PROMPT, PREFIX, 2, SamplingConfig(method="fire", max_new_tokens=4, seed=0))
+        assert [len(b.token_ids) for b in branches] == [4, 4]
+    finally:
+        gen.close()

