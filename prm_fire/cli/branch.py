@@ -84,8 +84,7 @@ class Plan:
 
 def check(args: argparse.Namespace) -> Plan:
     """Check every input of ``branch`` without loading the model; raise ``InputErrors`` listing the problems."""
-    from prm_fire.preflight import Request, check_backend, check_model, check_requests, cut_response, kv_bytes, \
-        read_text
+    from prm_fire.preflight import Request, check_requests, cut_response, kv_bytes, read_text
     from prm_fire.prompts import build_messages
 
     problems = Problems()
@@ -108,11 +107,7 @@ def check(args: argparse.Namespace) -> Plan:
             from prm_fire.preflight import InputError
 
             raise InputError("--point prm needs --first-error K (the 0-based first incorrect step)")
-    with problems.check():
-        check_backend(args.backend)
-    with problems.check():
-        shape = check_model(args.model)
-    problems.raise_if_any()
+    shape = problems.engine(args.backend, args.model)
 
     with problems.check():
         prompt = tuple(m.content for m in build_messages(problem))

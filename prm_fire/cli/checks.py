@@ -17,8 +17,9 @@ from typing import Any, NoReturn
 
 from pydantic import BaseModel, ValidationError
 
+from prm_fire.limits import ModelShape
 from prm_fire.prefixes import PrefixError, check_point
-from prm_fire.preflight import InputError
+from prm_fire.preflight import InputError, check_backend, check_model
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -63,6 +64,16 @@ class Problems:
         """Raise :class:`InputErrors` if any check failed."""
         if self.lines:
             raise InputErrors(self.lines)
+
+    def engine(self, backend: str, model: str) -> ModelShape:
+        """Check ``--backend`` and ``--model``, then raise every problem collected so far; returns the
+        model's shape for the size checks that follow."""
+        with self.check():
+            check_backend(backend)
+        with self.check():
+            shape = check_model(model)
+        self.raise_if_any()
+        return shape
 
 
 def at_least(minimum: int) -> Callable[[str], int]:

@@ -71,8 +71,7 @@ def check(args: argparse.Namespace):
     """Check every input without loading a model; returns (problem, response or None, config, scorer options)."""
     from pydantic import ValidationError
 
-    from prm_fire.preflight import InputError, Request, check_backend, check_model, check_requests, \
-        kv_bytes, read_text
+    from prm_fire.preflight import InputError, Request, check_requests, kv_bytes, read_text
     from prm_fire.prompts import build_messages
     from prm_fire.search.cuts import make_cut
 
@@ -108,11 +107,7 @@ def check(args: argparse.Namespace):
         with problems.check():
             if args.prm in ("reference", "combined") and problem is not None and not problem.solution:
                 raise InputError(f"--prm {args.prm}: problem {problem.id!r} has no reference solution to check against")
-    with problems.check():
-        check_backend(args.backend)
-    with problems.check():
-        shape = check_model(args.model)
-    problems.raise_if_any()
+    shape = problems.engine(args.backend, args.model)
     with problems.check():
         prompt = tuple(m.content for m in build_messages(problem))
         start = (response,) if response is not None else ()
