@@ -95,6 +95,7 @@ class VLLMGenerator(ChatBackend):
         self.model_name = model
         self.path = resolve_model(model)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+        shape = model_shape(self.path)
         if current_platform.is_cpu():
             if "kv_cache_memory_bytes" not in engine_kwargs and not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
                 engine_kwargs["kv_cache_memory_bytes"] = 1 << 30
@@ -103,7 +104,7 @@ class VLLMGenerator(ChatBackend):
             # ~300 seeded 500-token prompts still split one at the budget's edge. Without chunked prefill
             # the scheduler leaves a prompt that does not fit for the next step instead of splitting it.
             # A step's token budget must then hold a whole prompt: at least the context window.
-            window = max_model_len or model_shape(self.path).context_length
+            window = max_model_len or shape.context_length
             engine_kwargs.setdefault("enable_chunked_prefill", False)
             engine_kwargs.setdefault("max_num_batched_tokens", max(16384, window))
             engine_kwargs.setdefault("max_num_seqs", 256)
@@ -125,7 +126,7 @@ class VLLMGenerator(ChatBackend):
         self.allowed = list(range(self.vocab_size)) if self.output_rows > self.vocab_size else None
         self.eos = _eos_ids(self.path, self.tokenizer)
         # The engine manages its KV memory; requests are checked against its context window.
-        self.shape = model_shape(self.path).model_copy(update={"context_length": self.llm.llm_engine.model_config.max_model_len})
+        self.shape = shape.model_copy(update={"context_length": self.llm.llm_engine.model_config.max_model_len})
 
     def close(self) -> None:
         """Stop the engine's worker processes now (they also stop when the interpreter exits)."""
