@@ -146,7 +146,8 @@ def test_ray_chain_equals_local_and_a_killed_actor_loses_nothing(tmp_path, share
             if attempts.exists() and attempts.read_text().count("\n") >= 1:
                 pids = _actor_pids("ChainWorker")
                 if pids:
-                    seen["before"] = {p.name: p.read_text() for p in config.run_dir.rglob("*.jsonl")}
+                    seen["before"] = {str(p.relative_to(config.run_dir)): p.read_text()
+                                      for p in config.run_dir.rglob("*.jsonl")}
                     os.kill(pids[0], signal.SIGKILL)
                     seen["killed"] = pids[0]
                     return
@@ -163,7 +164,7 @@ def test_ray_chain_equals_local_and_a_killed_actor_loses_nothing(tmp_path, share
     lines_before = json.loads(json.dumps(seen["before"]))
     assert lines_before["attempts.jsonl"].count("\n") < 6, "the kill came after the last problem"
     for name, text in lines_before.items():  # what was recorded before the kill is still there, unchanged
-        assert next(config.run_dir.rglob(name)).read_text().startswith(text), name
+        assert (config.run_dir / name).read_text().startswith(text), name
     assert _records(config.run_dir) == local_records
     assert _table(config) == local_table
     run_chain(config, progress=False)  # the rerun: everything recorded, no cluster work

@@ -7,7 +7,8 @@ policy engine and one PRM (:class:`~prm_fire.experiments.resources.Resources`) a
 write into a scratch run folder on the actor's node, and the actor returns what they wrote, row by row.
 
 The driver alone writes the run folder, one problem at a time and in problem order: its attempt
-line, its tree (atomic rename), then its insertion lines. Every seed derives from the item id, so the
+line, its tree (atomic rename), its entropy-line cut (if the entropy point is run), then its
+insertion lines. Every seed derives from the item id, so the
 records equal a local run's. A stop at any moment leaves whole lines: a problem without its attempt
 line is redone; a kept item whose insertion lines are incomplete is sent again as an item row, and
 only its missing lines are appended, so nothing is counted twice. Ray Data restarts a killed actor
@@ -25,6 +26,7 @@ from tqdm.auto import tqdm
 
 from prm_fire.experiments.config import ExperimentConfig
 from prm_fire.experiments.dataset import Attempt, DatasetItem, sample_wave, select_problems, write_dataset_view
+from prm_fire.entropy import EntropyLine
 from prm_fire.experiments.insertion import InsertionResult, branch_items, journal_path, tree_path
 from prm_fire.experiments.resources import Resources
 from prm_fire.journal import append_journal, read_journal
@@ -50,11 +52,13 @@ class ChainWorker:
             spec = self.config.insertion
             sets = {(r.item_id, p, r.method): r for p in spec.points
                     for r in read_journal(journal_path(scratch, p), InsertionResult)}
-            out = {"attempt": [], "tree": [], "sets": []}
+            cuts = {c.item_id: c for c in read_journal(scratch.run_dir / "entropy.jsonl", EntropyLine)}
+            out = {"attempt": [], "tree": [], "entropy": [], "sets": []}
             for pid, item in zip(batch["id"], batch["item"]):
                 out["attempt"].append("" if item else attempts[pid].model_dump_json())
                 tree = tree_path(scratch, pid)
                 out["tree"].append(tree.read_text() if tree.exists() else "")
+                out["entropy"].append(cuts[pid].model_dump_json() if pid in cuts else "")
                 out["sets"].append(json.dumps([[p, sets[pid, p, m].model_dump_json()] for p in spec.points
                                                for m in spec.methods if (pid, p, m) in sets]))
         return batch.assign(**out).drop(columns=["problem", "item"])
@@ -65,10 +69,11 @@ class ChainWorker:
 
 
 class _Writer:
-    """The driver's writes for one returned row: attempt line, tree, missing insertion lines."""
+    """The driver's writes for one returned row: attempt line, tree, entropy cut, missing insertion lines."""
 
     def __init__(self, config: ExperimentConfig):
         self.config = config
+        self.cuts = {c.item_id for c in read_journal(config.run_dir / "entropy.jsonl", EntropyLine)}
         self.done = {(p, r.item_id, r.method) for p in config.insertion.points
                      for r in read_journal(journal_path(config, p), InsertionResult)}
 
@@ -83,6 +88,9 @@ class _Writer:
             tmp = path.with_suffix(".tmp")
             tmp.write_text(row["tree"])
             tmp.replace(path)
+        if row["entropy"] and row["id"] not in self.cuts:  # the cut its entropy-line branches were grown from
+            append_journal(config.run_dir / "entropy.jsonl", EntropyLine.model_validate_json(row["entropy"]))
+            self.cuts.add(row["id"])
         for point, text in json.loads(row["sets"]):
             record = InsertionResult.model_validate_json(text)
             if (point, record.item_id, record.method) not in self.done:
