@@ -89,11 +89,12 @@ def _records(run: Path) -> dict[str, list[dict]]:
 
 
 def _table(config) -> dict:
-    """The Table 5 aggregate without the run's place, executor and wall time."""
+    """The Table 5 aggregate without the run's place, executor and wall times."""
     from prm_fire.experiments.table import write_table5
 
     table = json.loads(write_table5(config).model_dump_json())
-    table["stats"].pop("seconds")
+    for wall in ("seconds", "tokens_per_second", "seconds_per_kept_item"):
+        table["stats"].pop(wall)
     table.pop("config")
     return table
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from prm_fire.experiments.config import ExperimentConfig
 from prm_fire.experiments.dataset import Attempt
@@ -68,6 +68,18 @@ class RunStats(BaseModel):
     prm_tokens_unrecorded: int = Field(description="Attempts from before the PRM's tokens were recorded.")
     insertion_tokens: int
     seconds: float = Field(description="Sum of the per-problem and per-set wall times (model loading excluded).")
+
+    @computed_field
+    @property
+    def tokens_per_second(self) -> float:
+        """The whole chain's throughput: every stage's generated tokens over the summed wall time."""
+        return round((self.base_tokens + self.prm_tokens + self.insertion_tokens) / max(self.seconds, 1e-9), 1)
+
+    @computed_field
+    @property
+    def seconds_per_kept_item(self) -> float | None:
+        """Wall time per kept item (rejected problems' cost included)."""
+        return round(self.seconds / self.kept, 1) if self.kept else None
 
 
 class Table5(BaseModel):
@@ -226,7 +238,8 @@ def render_markdown(table: Table5) -> str:
         lines += ["", f"Run: {st.problems} problems tried, {st.kept} kept; tokens generated: base responses "
                   f"{st.base_tokens:,}, PRM {st.prm_tokens:,}{unrecorded}, insertion {st.insertion_tokens:,}; "
                   f"wall time {st.seconds / 3600:.2f} h (sum over problems and branch sets; model loading "
-                  "and work lost to interruptions excluded)."]
+                  f"and work lost to interruptions excluded): {st.tokens_per_second:,.1f} tokens/s, "
+                  f"{st.seconds_per_kept_item or 0:,.0f} s per kept item."]
     lines += ["",
               "Paper (Qwen2-7B-Instruct, MATH train, pass@10 %):", "",
               "| | " + " | ".join(POINT_TITLES.get(p, p) for p in points) + " |", rule]
