@@ -3,7 +3,10 @@
 The ``*-8sets-*`` rows measure many branch sets per engine call: 8 sets (4 GSM8K test prefixes, chat
 prompt + the first 2 solution lines, x FIRE and regular, n each, own seeds) served by one
 ``branch_many`` call (``one-call``) against the same 8 sets sent one ``branch_ids`` call after another
-(``one-by-one``); both draw the same branches, so the tokens/s ratio is the wall-time ratio.
+(``one-by-one``); both draw the same branches, so the tokens/s ratio is the wall-time ratio. The
+``*-8sets-paired`` rows run both ways on ONE engine, alternately (one-call first, then one-by-one
+first, ...), and report the median of the per-pair ratios: on a shared machine whose load drifts, the
+side-by-side ratio is the figure to quote (and one engine start instead of two).
 
 Every row runs in its own subprocess (so its peak memory is its own): HF rows with this python, vLLM
 rows with the vLLM virtual environment's python (``--vllm-python``, default
@@ -57,16 +60,18 @@ class Row:
     python: str  # "main" (this interpreter) or "vllm" (the vLLM venv)
     what: str
     setup: Callable[[str, argparse.Namespace], Runner]
+    paired: bool = False  # setup returns two runners (a, b), timed alternately; the row reports a/b per pair
 
 
 @dataclass(frozen=True)
 class Ratio:
-    """``tok/s(num) / tok/s(den)`` (``speed``) or its inverse (``cost``), with its target."""
+    """``tok/s(num) / tok/s(den)`` (``speed``), its inverse (``cost``), or a paired row's median
+    per-pair ratio (``paired``: ``num`` is the row, ``den`` unused), with its target."""
 
     name: str
     num: str
     den: str
-    kind: str  # "speed" or "cost"
+    kind: str  # "speed", "cost" or "paired"
     target: str  # e.g. "<= 1.05", ">= 1.5"
 
 
@@ -143,32 +148,52 @@ def _setup_ours(backend: str, method: str) -> Callable[[str, argparse.Namespace]
     return setup
 
 
+def _sets_runner(gen, args: argparse.Namespace, together: bool) -> Runner:
+    """8 branch sets (SET_PREFIXES prefixes x FIRE/regular) on ``gen``: one ``branch_many`` call, or one
+    call each. Call i seeds its sets from i, so the i-th call of either mode draws the same branches."""
+    from prm_fire.records import BranchRequest
+
+    prompts = [gen.encode(*cut) for cut in set_workload()]
+    calls = iter(range(1_000_000))
+
+    def run(new_tokens: int) -> int:
+        call = next(calls)
+        requests = [
+            BranchRequest(prompt_ids=ids, n=args.n, sampling=_sampling(method, args, 100 * call + 2 * k + m)
+                          .model_copy(update={"max_new_tokens": new_tokens}))
+            for k, ids in enumerate(prompts) for m, method in enumerate(("fire", "regular"))
+        ]
+        if together:
+            sets = gen.branch_many(requests)
+        else:
+            sets = [gen.branch_ids(r.prompt_ids, r.n, r.sampling) for r in requests]
+        return sum(_generated(branches) for branches in sets)
+
+    return run
+
+
+def _generator(backend: str, model: str):
+    from prm_fire.generators import make_generator
+
+    options = {"n_threads": int(os.environ.get("LLAMACPP_THREADS", "2"))} if backend == "llamacpp" else {}
+    return make_generator(backend, model, **options)
+
+
 def _setup_sets(backend: str, together: bool) -> Callable[[str, argparse.Namespace], Runner]:
-    """8 branch sets (SET_PREFIXES prefixes x FIRE/regular): one ``branch_many`` call, or one call each."""
+    """The 8 sets in one call (``together``) or one call after another, on an engine of its own."""
 
     def setup(model: str, args: argparse.Namespace) -> Runner:
-        from prm_fire.generators import make_generator
-        from prm_fire.records import BranchRequest
+        return _sets_runner(_generator(backend, model), args, together)
 
-        options = {"n_threads": int(os.environ.get("LLAMACPP_THREADS", "2"))} if backend == "llamacpp" else {}
-        gen = make_generator(backend, model, **options)
-        prompts = [gen.encode(*cut) for cut in set_workload()]
-        calls = iter(range(1_000_000))
+    return setup
 
-        def run(new_tokens: int) -> int:
-            call = next(calls)
-            requests = [
-                BranchRequest(prompt_ids=ids, n=args.n, sampling=_sampling(method, args, 100 * call + 2 * k + m)
-                              .model_copy(update={"max_new_tokens": new_tokens}))
-                for k, ids in enumerate(prompts) for m, method in enumerate(("fire", "regular"))
-            ]
-            if together:
-                sets = gen.branch_many(requests)
-            else:
-                sets = [gen.branch_ids(r.prompt_ids, r.n, r.sampling) for r in requests]
-            return sum(_generated(branches) for branches in sets)
 
-        return run
+def _setup_sets_paired(backend: str) -> Callable[[str, argparse.Namespace], tuple[Runner, Runner]]:
+    """Both ways of sending the 8 sets on ONE engine, for the worker to alternate (see ``paired``)."""
+
+    def setup(model: str, args: argparse.Namespace) -> tuple[Runner, Runner]:
+        gen = _generator(backend, model)
+        return _sets_runner(gen, args, True), _sets_runner(gen, args, False)
 
     return setup
 
@@ -228,6 +253,8 @@ for _backend, _python in (("hf", "main"), ("vllm", "vllm"), ("llamacpp", "main")
             _setup_sets(_backend, True)),
         Row(f"{_backend}-8sets-one-by-one", _python, f"{_backend}: the same 8 sets one call after another",
             _setup_sets(_backend, False)),
+        Row(f"{_backend}-8sets-paired", _python, f"{_backend}: 8 sets in one call vs one after another, "
+            "alternating on one engine", _setup_sets_paired(_backend), paired=True),
     ]
 
 RATIOS: list[Ratio] = [
@@ -246,6 +273,11 @@ RATIOS: list[Ratio] = [
           "speed", ">= 2"),
     Ratio("llama.cpp: 8 sets in one call / one after another (speed)", "llamacpp-8sets-one-call",
           "llamacpp-8sets-one-by-one", "speed", ">= 1"),
+    Ratio("HF: 8 sets in one call / one after another, paired (speed)", "hf-8sets-paired", "", "paired", ">= 1"),
+    Ratio("vLLM: 8 sets in one call / one after another, paired (speed)", "vllm-8sets-paired", "", "paired",
+          ">= 2"),
+    Ratio("llama.cpp: 8 sets in one call / one after another, paired (speed)", "llamacpp-8sets-paired", "",
+          "paired", ">= 1"),
 ]
 
 
@@ -287,6 +319,9 @@ def worker(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     run = row.setup(args.model, args)
     load_s = time.perf_counter() - t0
+    if row.paired:
+        return {"row": row.name, "model": args.model, "what": row.what, "load_s": round(load_s, 1),
+                **paired(*run, args), "peak_rss_mb": round(rss.stop() / 2**20)}
     run(args.warmup_tokens)  # warm-up (first-call costs, prefix cache filled as in any later call)
     rates, tokens = [], []
     for _ in range(args.repeats):
@@ -299,6 +334,25 @@ def worker(args: argparse.Namespace) -> dict:
         "tok_s": round(statistics.median(rates), 2), "tok_s_all": [round(r, 2) for r in rates],
         "tokens": tokens, "peak_rss_mb": round(rss.stop() / 2**20),
     }
+
+
+def paired(a: Runner, b: Runner, args: argparse.Namespace) -> dict:
+    """Time ``a`` and ``b`` alternately (a b, b a, a b, ...: a drifting load hits both alike) and report
+    a's tokens/s and the median of the per-pair speed ratios a/b."""
+    a(args.warmup_tokens)
+    b(args.warmup_tokens)
+    rates: dict[str, list[float]] = {"a": [], "b": []}
+    tokens = []
+    for i in range(args.repeats):
+        for name in ("ab" if i % 2 == 0 else "ba"):
+            t0 = time.perf_counter()
+            count = (a if name == "a" else b)(args.new_tokens)
+            rates[name].append(count / (time.perf_counter() - t0))
+            tokens.append(count)
+    ratios = [x / y for x, y in zip(rates["a"], rates["b"])]
+    return {"tok_s": round(statistics.median(rates["a"]), 2), "tok_s_all": [round(r, 2) for r in rates["a"]],
+            "tok_s_other": round(statistics.median(rates["b"]), 2), "tok_s_other_all": [round(r, 2) for r in rates["b"]],
+            "ratio": round(statistics.median(ratios), 3), "ratio_all": [round(r, 3) for r in ratios], "tokens": tokens}
 
 
 # ----------------------------------------------------------------------------------------- driver
@@ -321,6 +375,8 @@ def run_row(row: Row, model: str, args: argparse.Namespace) -> dict:
 
 
 def ratio_value(ratio: Ratio, by_row: dict[str, dict]) -> float | None:
+    if ratio.kind == "paired":
+        return by_row.get(ratio.num, {}).get("ratio")
     a, b = by_row.get(ratio.num, {}).get("tok_s"), by_row.get(ratio.den, {}).get("tok_s")
     if not a or not b:
         return None
@@ -343,6 +399,9 @@ def print_table(results: list[dict], models: list[str]) -> list[dict]:
         for r in rows:
             if "error" in r:
                 print(f"| {r['row']} | error: {r['error']} | | | | |")
+            elif "ratio" in r:  # a paired row: both ways, and each pair's ratio
+                print(f"| {r['row']} | {r['what']} | {r['tok_s']:.1f} vs {r['tok_s_other']:.1f} "
+                      f"| ratios {', '.join(f'{x:.2f}' for x in r['ratio_all'])} | {r['peak_rss_mb']} | {r['load_s']} |")
             else:
                 print(f"| {r['row']} | {r['what']} | {r['tok_s']:.1f} | {', '.join(f'{x:.1f}' for x in r['tok_s_all'])} "
                       f"| {r['peak_rss_mb']} | {r['load_s']} |")
