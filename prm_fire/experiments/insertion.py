@@ -51,6 +51,11 @@ def journal_path(config: ExperimentConfig, point: str) -> Path:
     return config.run_dir / "insertion" / f"{point}.jsonl"
 
 
+def entropy_path(config: ExperimentConfig) -> Path:
+    """The journal of the items' entropy-line cuts (one line per item)."""
+    return config.run_dir / "entropy.jsonl"
+
+
 def tree_path(config: ExperimentConfig, item_id: str) -> Path:
     return config.run_dir / "trees" / (re.sub(r"[^A-Za-z0-9._-]+", "_", item_id).strip("_") + ".json")
 
@@ -58,7 +63,7 @@ def tree_path(config: ExperimentConfig, item_id: str) -> Path:
 def entropy_lines(config: ExperimentConfig, items: list[DatasetItem], resources: Resources) -> dict[str, EntropyLine]:
     """The entropy-line of each item: from ``entropy.jsonl``, else computed (one forward pass each) and
     appended there, so a rerun never computes an item twice."""
-    path = config.run_dir / "entropy.jsonl"
+    path = entropy_path(config)
     known = {r.item_id: r for r in read_journal(path, EntropyLine)}
     for item in items:
         if item.problem.id not in known:

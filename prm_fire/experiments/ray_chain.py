@@ -24,10 +24,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from prm_fire.entropy import EntropyLine
 from prm_fire.experiments.config import ExperimentConfig
 from prm_fire.experiments.dataset import Attempt, DatasetItem, sample_wave, select_problems, write_dataset_view
-from prm_fire.entropy import EntropyLine
-from prm_fire.experiments.insertion import InsertionResult, branch_items, journal_path, tree_path
+from prm_fire.experiments.insertion import InsertionResult, branch_items, entropy_path, journal_path, tree_path
 from prm_fire.experiments.resources import Resources
 from prm_fire.journal import append_journal, read_journal
 from prm_fire.problems import Problem
@@ -52,7 +52,7 @@ class ChainWorker:
             spec = self.config.insertion
             sets = {(r.item_id, p, r.method): r for p in spec.points
                     for r in read_journal(journal_path(scratch, p), InsertionResult)}
-            cuts = {c.item_id: c for c in read_journal(scratch.run_dir / "entropy.jsonl", EntropyLine)}
+            cuts = {c.item_id: c for c in read_journal(entropy_path(scratch), EntropyLine)}
             out = {"attempt": [], "tree": [], "entropy": [], "sets": []}
             for pid, item in zip(batch["id"], batch["item"]):
                 out["attempt"].append("" if item else attempts[pid].model_dump_json())
@@ -73,7 +73,7 @@ class _Writer:
 
     def __init__(self, config: ExperimentConfig):
         self.config = config
-        self.cuts = {c.item_id for c in read_journal(config.run_dir / "entropy.jsonl", EntropyLine)}
+        self.cuts = {c.item_id for c in read_journal(entropy_path(config), EntropyLine)}
         self.done = {(p, r.item_id, r.method) for p in config.insertion.points
                      for r in read_journal(journal_path(config, p), InsertionResult)}
 
@@ -89,7 +89,7 @@ class _Writer:
             tmp.write_text(row["tree"])
             tmp.replace(path)
         if row["entropy"] and row["id"] not in self.cuts:  # the cut its entropy-line branches were grown from
-            append_journal(config.run_dir / "entropy.jsonl", EntropyLine.model_validate_json(row["entropy"]))
+            append_journal(entropy_path(config), EntropyLine.model_validate_json(row["entropy"]))
             self.cuts.add(row["id"])
         for point, text in json.loads(row["sets"]):
             record = InsertionResult.model_validate_json(text)

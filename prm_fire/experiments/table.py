@@ -238,8 +238,8 @@ def render_markdown(table: Table5) -> str:
         lines += ["", f"Run: {st.problems} problems tried, {st.kept} kept; tokens generated: base responses "
                   f"{st.base_tokens:,}, PRM {st.prm_tokens:,}{unrecorded}, insertion {st.insertion_tokens:,}; "
                   f"wall time {st.seconds / 3600:.2f} h (sum over problems and branch sets; model loading "
-                  f"and work lost to interruptions excluded): {st.tokens_per_second:,.1f} tokens/s, "
-                  f"{st.seconds_per_kept_item or 0:,.0f} s per kept item."]
+                  f"and work lost to interruptions excluded): {st.tokens_per_second:,.1f} tokens/s"
+                  + (f", {st.seconds_per_kept_item:,.0f} s per kept item." if st.seconds_per_kept_item else ".")]
     lines += ["",
               "Paper (Qwen2-7B-Instruct, MATH train, pass@10 %):", "",
               "| | " + " | ".join(POINT_TITLES.get(p, p) for p in points) + " |", rule]
