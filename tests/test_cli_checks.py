@@ -128,6 +128,8 @@ def _cases(tmp_path: Path, shared_data: Path) -> list[tuple[str, list[str], str]
         ("insertion-before-dataset", ["table5", "--config", ok, "--stage", "insertion"],
          "--stage insertion: " + str(tmp_path / "runs" / "ok" / "attempts.jsonl") + " does not exist yet"),
         ("table-before-insertion", ["table5", "--config", ok, "--stage", "table"], "--stage table: no insertion results"),
+        ("items-one", ["table5", "--config", ok, "--stage", "table", "--items", "1"],
+         "argument --items: expected 'all' or an integer >= 2, got '1'"),
         ("per-level", ["table5", "--config", ok, "--stage", "pass-rate", "--per-level", "0"], "argument --per-level"),
         # processbench
         ("pb-limit", [*pb, "--prm", "label", "--limit", "0"], "argument --limit"),

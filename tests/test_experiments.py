@@ -354,3 +354,40 @@ def test_table_refuses_cells_with_different_items_unless_asked(tmp_path):
 def test_pass_at_k_beyond_n_is_a_config_error():
     with pytest.raises(ValueError, match=r"insertion: .*pass@k needs 1 <= k <= n = 4; ks has 10"):
         load_config("cpu-small", insertion={"n": 4, "ks": [1, 10]})
+
+
+def test_table_items_cap_keeps_the_first_kept_items_and_tests_the_papers_claims(tmp_path):
+    import shutil
+
+    from prm_fire.experiments.dataset import read_items
+    from prm_fire.experiments.table import aggregate, render_markdown
+
+    shutil.copytree(Path(__file__).resolve().parents[1] / "results" / "cpu-small", tmp_path / "cpu-small")
+    config = load_config("cpu-small", out_dir=str(tmp_path), insertion={"items": 5})
+    first = [item.problem.id for item in read_items(config)][:5]
+    table = aggregate(config)
+    assert {c.items for c in table.cells} == {5}
+    assert table.stats.items_cap == 5 and table.stats.kept == 5 and table.stats.kept_in_run == 7
+    full = aggregate(load_config("cpu-small", out_dir=str(tmp_path)))
+    assert table.stats.problems < full.stats.problems  # attempts after the 5th kept one are not counted
+    # The line-1 claim is the paired FIRE - regular pass@10 over exactly the first five items.
+    line1 = next(d for d in table.differences if d.point == "line1" and d.metric == "pass@10")
+    claim = table.claims[0]
+    assert claim.contrast == "FIRE - regular at 1st-line" and claim.difference == line1.difference
+    assert claim.difference.n == len(first) and abs(claim.paper - 0.1852) < 1e-9
+    assert len(table.claims) == 9 and {c.verdict for c in table.claims} <= {"reproduced", "contradicted", "not resolved"}
+    assert "the first 5 kept items in attempt order" in render_markdown(table)
+    assert "FIRE's gain shrinks once the cut keeps lines" in render_markdown(table)
+
+
+def test_claim_verdicts_follow_the_interval():
+    from prm_fire.experiments.claims import Claim
+    from prm_fire.metrics import Interval
+
+    def claim(low, high):
+        return Claim(claim="c", contrast="x", paper=0.18,
+                     difference=Interval(mean=(low + high) / 2, low=low, high=high, n=100, confidence=0.95))
+
+    assert (claim(0.05, 0.25).verdict, claim(0.05, 0.25).rules_out_paper) == ("reproduced", False)
+    assert (claim(-0.14, 0.04).verdict, claim(-0.14, 0.04).rules_out_paper) == ("not resolved", True)
+    assert claim(-0.4, -0.2).verdict == "contradicted"

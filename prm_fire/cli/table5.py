@@ -44,6 +44,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=at_least(1), default=4, help="pass-rate stage: responses per problem")
     p.add_argument("--power-items", type=at_least(2), default=30,
                    help="power stage: plan the run's size from its first N kept items (default 30)")
+    p.add_argument("--items", type=item_count, metavar="N|all", default=argparse.SUPPRESS,
+                   help="table: aggregate the first N kept items in attempt order, or 'all' "
+                        "(overrides the config's insertion.items)")
     p.add_argument("--allow-unequal", action="store_true",
                    help="table: aggregate even if the cells hold different items (a run still in progress)")
 
@@ -57,6 +60,15 @@ def level_list(text: str) -> list[int] | None:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected 'all' or comma-separated integers like 1,2,3, got {text!r}") from None
+
+
+def item_count(text: str) -> int | None:
+    """``"100"`` -> 100; ``"all"`` -> None (every branched item)."""
+    if text == "all":
+        return None
+    if not text.isdigit() or int(text) < 2:
+        raise argparse.ArgumentTypeError(f"expected 'all' or an integer >= 2, got {text!r}")
+    return int(text)
 
 
 def _config(args: argparse.Namespace):
@@ -76,6 +88,8 @@ def _config(args: argparse.Namespace):
         raw |= {"backend": args.backend, "backend_options": {}}
     if args.limit is not None:
         raw["data"]["limit"] = args.limit
+    if hasattr(args, "items"):  # --items given (its default is SUPPRESS; 'all' is None)
+        raw["insertion"]["items"] = args.items
     if args.ray is not None or args.actors is not None:
         executor = raw["executor"] if raw["executor"]["kind"] == "ray" else {"kind": "ray"}
         if args.ray is not None:

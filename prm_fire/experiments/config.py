@@ -63,6 +63,10 @@ class InsertionSpec(_Strict):
     methods: list[Method] = Field(default=["regular", "fire"])
     n: int = Field(default=10, ge=1, description="Branches per (item, point, method).")
     ks: list[int] = Field(default=[1, 10], description="pass@k reported for these k (1 <= k <= n; checked).")
+    items: int | None = Field(
+        default=None, ge=2,
+        description="The table's items: the first this many kept items in attempt order (the size a power plan "
+                    "fixed before the run); None: every branched item. Items past it stay in the journals.")
     sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(method="regular"),
                                      description="Regular settings, shared by both methods.")
     fire: FireConfig = Field(default_factory=FireConfig, description="The hot first token of method 'fire'.")

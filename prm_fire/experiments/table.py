@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from prm_fire.experiments.claims import Claim, paper_claims, render_claims
 from prm_fire.experiments.config import ExperimentConfig
 from prm_fire.experiments.dataset import Attempt
 from prm_fire.experiments.insertion import InsertionResult, journal_path
@@ -68,6 +69,8 @@ class RunStats(BaseModel):
     prm_tokens_unrecorded: int = Field(description="Attempts from before the PRM's tokens were recorded.")
     insertion_tokens: int
     seconds: float = Field(description="Sum of the per-problem and per-set wall times (model loading excluded).")
+    items_cap: int | None = Field(default=None, description="The table holds only the first this many kept items.")
+    kept_in_run: int | None = Field(default=None, description="With a cap: the kept items the whole run holds.")
 
     @computed_field
     @property
@@ -90,16 +93,22 @@ class Table5(BaseModel):
     config: ExperimentConfig
     cells: list[Cell]
     differences: list[PairedDifference] = Field(default_factory=list)
+    claims: list[Claim] = Field(default_factory=list, description="The paper's claims as paired pass@10 contrasts.")
     stats: RunStats | None = None
 
     def cell(self, method: Method, point: str) -> Cell | None:
         return next((c for c in self.cells if c.method == method and c.point == point), None)
 
 
-def run_stats(config: ExperimentConfig, sets: list[InsertionResult]) -> RunStats:
-    """Totals over the run's attempts journal and its insertion results ``sets`` (all points)."""
-    attempts = read_journal(config.run_dir / "attempts.jsonl", Attempt)
+def run_stats(config: ExperimentConfig, sets: list[InsertionResult], cap: int | None = None) -> RunStats:
+    """Totals over the run's attempts journal and its insertion results ``sets`` (all points); with ``cap``,
+    over the attempts up to the cap-th kept one (what a run stopped there would have cost)."""
+    attempts = everything = read_journal(config.run_dir / "attempts.jsonl", Attempt)
+    if cap is not None:
+        kept_at = [i for i, a in enumerate(everything) if a.kept]
+        attempts = everything[:kept_at[cap - 1] + 1] if len(kept_at) >= cap else everything
     return RunStats(
+        items_cap=cap, kept_in_run=sum(a.kept for a in everything) if cap is not None else None,
         problems=len(attempts),
         kept=sum(a.kept for a in attempts),
         base_tokens=sum(a.tokens for a in attempts),
@@ -135,15 +144,25 @@ def check_equal_items(items: dict[tuple[Method, str], set[str]]) -> None:
 def aggregate(config: ExperimentConfig, *, allow_unequal: bool = False) -> Table5:
     """Every (method, point) cell that has results, from the run's journals, and the run's totals.
 
-    The cells must hold the same items (else a difference between cells may only be a difference of
-    items): :class:`UnequalItemsError` names the missing ones unless ``allow_unequal``.
+    With ``config.insertion.items = N`` only the first N kept items (in attempt order) count: the size
+    a power plan fixed, whatever the run went on to add. The cells must hold the same items (else a
+    difference between cells may only be a difference of items): :class:`UnequalItemsError` names the
+    missing ones unless ``allow_unequal``.
     """
-    cells, sets, items, differences = [], [], {}, []
+    cap = config.insertion.items
+    chosen = None
+    if cap is not None:
+        from prm_fire.experiments.dataset import read_items
+
+        chosen = {item.problem.id for item in read_items(config)[:cap]}
+    cells, sets, items, differences, by_point = [], [], {}, [], {}
     for point in config.insertion.points:
         results = read_journal(journal_path(config, point), InsertionResult)
+        if chosen is not None:
+            results = [r for r in results if r.item_id in chosen]
         sets += results
         # Each set's pass@k and #EA once (#EA calls the grader per answer pair): cells and differences share them.
-        metrics = {(r.item_id, r.method): _item_metrics(r, config.insertion.ks) for r in results}
+        metrics = by_point[point] = {(r.item_id, r.method): _item_metrics(r, config.insertion.ks) for r in results}
         differences += paired_differences(metrics, point)
         for method in config.insertion.methods:
             mine = [r for r in results if r.method == method]
@@ -161,7 +180,9 @@ def aggregate(config: ExperimentConfig, *, allow_unequal: bool = False) -> Table
             ))
     if not allow_unequal:
         check_equal_items(items)
-    return Table5(config=config, cells=cells, differences=differences, stats=run_stats(config, sets))
+    claims = paper_claims(by_point, PAPER_TABLE5, lambda p: point_title(config, p)) if 10 in config.insertion.ks else []
+    return Table5(config=config, cells=cells, differences=differences, claims=claims,
+                  stats=run_stats(config, sets, cap))
 
 
 def _item_metrics(result: InsertionResult, ks: list[int]) -> dict[str, float]:
@@ -231,7 +252,14 @@ def render_markdown(table: Table5) -> str:
                     text += f" ({100 * d.paper:+.1f})"
                 row.append(text)
             lines.append(f"| {metric} | " + " | ".join(row) + " |")
+    if table.claims:
+        lines += [""] + render_claims(table.claims)
     lines += ["", "Items per cell: " + ", ".join(f"{c.method}/{c.point} {c.items}" for c in table.cells)]
+    if (st := table.stats) is not None and st.items_cap is not None:
+        held = (f"the run holds {st.kept_in_run} kept items; those past the first {st.items_cap} are left out here"
+                if st.kept_in_run >= st.items_cap else f"the run holds {st.kept_in_run} of them so far")
+        lines += ["", f"Items: the first {st.items_cap} kept items in attempt order (config insertion.items: the size "
+                  f"fixed before the rest of the run, e.g. by its power plan); {held}."]
     if (st := table.stats) is not None:
         unrecorded = (f" (not recorded for {n} attempts: early runs, or a scorer that does not report its tokens)"
                       if (n := st.prm_tokens_unrecorded) else "")
