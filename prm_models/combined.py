@@ -101,34 +101,42 @@ class CombinedPRM:
 
     def score(self, problem: Problem, steps: list[str]) -> CombinedScores:
         """The first cheap scorer with evidence, else the expensive one (if it has evidence), else the first guess."""
-        stages: list[Stage] = []
-        details: dict[str, dict[str, Any]] = {}
-        results: list[tuple[str, StepScores]] = []
+        return self.score_many([(problem, steps)])[0]
 
-        def run(name: str, scorer: PRMScorer) -> StepScores:
+    def score_many(self, solutions: list[tuple[Problem, list[str]]]) -> list[CombinedScores]:
+        """:meth:`score` for many solutions; the expensive scorer gets every escalated one in one batch
+        when it has ``score_many`` (the critic, the rollout PRM), its time shared equally among them."""
+        runs: list[list[tuple[str, StepScores, float]]] = []  # per solution: (scorer, scores, seconds) in order
+        for problem, steps in solutions:
+            runs.append([])
+            for name, scorer in zip(self.config.cheap, self.cheap):
+                started = time.perf_counter()
+                runs[-1].append((name, scorer.score(problem, steps), time.perf_counter() - started))
+                if runs[-1][-1][1].has_evidence:
+                    break
+        name, expensive = self.config.expensive, self.expensive
+        todo = [i for i, run in enumerate(runs) if not run[-1][1].has_evidence]
+        escalate = set(todo) if name is not None else set()
+        if todo and name is not None and expensive is not None:
             started = time.perf_counter()
-            scored = scorer.score(problem, steps)
-            stages.append(Stage(prm=name, seconds=time.perf_counter() - started, has_evidence=scored.has_evidence,
-                                first_error_index=scored.first_error_index))
-            details[name] = scored.model_dump(mode="json")
-            results.append((name, scored))
-            return scored
+            asked = [solutions[i] for i in todo]
+            many = getattr(expensive, "score_many", None)
+            scored = many(asked) if many else [expensive.score(p, s) for p, s in asked]
+            share = (time.perf_counter() - started) / len(todo)
+            for i, one in zip(todo, scored):
+                runs[i].append((name, one, share))
+        return [self._combine(run, escalated=i in escalate) for i, run in enumerate(runs)]
 
-        chosen = None
-        for name, scorer in zip(self.config.cheap, self.cheap):
-            if run(name, scorer).has_evidence:
-                chosen = results[-1]
-                break
-        escalated = chosen is None and self.expensive is not None
-        if escalated:
-            assert self.config.expensive is not None and self.expensive is not None
-            if run(self.config.expensive, self.expensive).has_evidence:
-                chosen = results[-1]
-        used, scored = chosen or results[0]
+    def _combine(self, run: list[tuple[str, StepScores, float]], *, escalated: bool) -> CombinedScores:
+        """The first stage with evidence gives the scores, else the first cheap scorer's guess."""
+        used, scored, _ = next((stage for stage in run if stage[1].has_evidence), run[0])
         return CombinedScores(
             prm=self.name, scores=list(scored.scores), threshold=self.config.threshold, abstained=scored.abstained,
-            reasons=scored.reasons, decided=chosen is not None, used=used, escalated=escalated, stages=stages,
-            details=details,
+            reasons=scored.reasons, decided=any(stage[1].has_evidence for stage in run), used=used,
+            escalated=escalated,
+            stages=[Stage(prm=n, seconds=sec, has_evidence=sc.has_evidence, first_error_index=sc.first_error_index)
+                    for n, sc, sec in run],
+            details={n: sc.model_dump(mode="json") for n, sc, _ in run},
         )
 
 

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from prm_fire.generators.base import Message
 from prm_fire.problems import Problem
+from prm_fire.records import Branch, BranchRequest
 from prm_fire.sampling import SamplingConfig
 from prm_models import PRMS, StepScores
 from prm_models.backed import GeneratorBacked
@@ -142,14 +143,28 @@ class CriticPRM(GeneratorBacked):
 
     def score(self, problem: Problem, steps: list[str]) -> CriticScores:
         """Ask for the first wrong step ``k`` times; score 1 before the majority's step, 0 from it on."""
-        if not steps:
-            raise ValueError(f"problem {problem.id!r}: no steps to score")
+        return self.score_many([(problem, steps)])[0]
+
+    def score_many(self, solutions: list[tuple[Problem, list[str]]]) -> list[CriticScores]:
+        """Score many solutions with one batched engine call (``generator.branch_many``): each solution's
+        replies are the ones it gets alone (per-reply seeds); ``seconds`` is the call's share per solution."""
+        for problem, steps in solutions:
+            if not steps:
+                raise ValueError(f"problem {problem.id!r}: no steps to score")
         cfg = self.config
         started = time.perf_counter()
         prefix = DIRECT_PREFIX if cfg.mode == "direct" else ""
         sampling = SamplingConfig(method="regular", temperature=cfg.temperature, top_p=cfg.top_p,
                                   max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
-        branches = self.generator.branch(critic_messages(problem, steps, cfg.mode), prefix, cfg.k, sampling)
+        requests = [BranchRequest(prompt_ids=self.generator.encode(critic_messages(problem, steps, cfg.mode), prefix),
+                                  n=cfg.k, sampling=sampling) for problem, steps in solutions]
+        replies = self.generator.branch_many(requests)
+        share = (time.perf_counter() - started) / max(len(solutions), 1)
+        return [self._scores(steps, branches, prefix, share) for (_, steps), branches in zip(solutions, replies)]
+
+    def _scores(self, steps: list[str], branches: list[Branch], prefix: str, seconds: float) -> CriticScores:
+        """The majority verdict of one solution's replies as step scores."""
+        cfg = self.config
         votes = [parse_verdict(b.text, len(steps), opened=bool(prefix)) for b in branches]
         verdict = majority(votes)
         first = len(steps) if verdict is None or verdict == -1 else verdict
@@ -158,7 +173,7 @@ class CriticPRM(GeneratorBacked):
             reasons=[[f"critic: {votes.count(first)} of {cfg.k} replies name this step"] if i == first else []
                      for i in range(len(steps))],
             decided=verdict is not None, votes=votes, verdict=verdict, replies=[prefix + b.text for b in branches],
-            tokens_generated=sum(len(b.token_ids) for b in branches), seconds=time.perf_counter() - started,
+            tokens_generated=sum(len(b.token_ids) for b in branches), seconds=seconds,
             model=self.model_name, mode=cfg.mode, k=cfg.k,
         )
 

@@ -50,3 +50,17 @@ def test_bad_combinations_are_refused_by_name() -> None:
         make_prm("combined", {"cheap": ["nope"]})
     with pytest.raises(ValueError, match=r"options given for scorers not in the combination: \['symbolic'\]"):
         make_prm("combined", {"cheap": ["reference"], "options": {"symbolic": {}}})
+
+
+def test_many_solutions_escalate_together_and_match_one_by_one(natalia, smollm2) -> None:
+    combo = make_prm("combined", {"cheap": ["reference"], "expensive": "critic",
+                                  "options": {"critic": {"k": 2, "max_new_tokens": 6}}}, generator=smollm2)
+    solutions = [["She sold 48/2 = 24 clips in May.", "Altogether 48 + 24 = 72 clips.", "#### 72"],
+                 ["In May she sold 48/2 = 24 clips.", "Only May counts, so the answer is 24.", "#### 24"],
+                 ["She sold 48 clips in April.", "She sold 48 more in May, 96 in all.", "#### 96"]]
+    together = combo.score_many([(natalia, steps) for steps in solutions])
+    alone = [combo.score(natalia, steps) for steps in solutions]
+    assert [s.escalated for s in together] == [s.escalated for s in alone] == [False, True, True]
+    assert [(s.used, s.scores, s.decided) for s in together] == [(s.used, s.scores, s.decided) for s in alone]
+    assert [s.details.get("critic", {}).get("replies") for s in together] == \
+        [s.details.get("critic", {}).get("replies") for s in alone]

@@ -66,3 +66,26 @@ def test_a_critic_run_on_a_real_model_votes_over_k_replies(shared_data, smollm2)
     assert scored.decided == (scored.verdict is not None) and 0 < scored.tokens_generated <= 18
     again = critic.score(item.problem, item.steps)  # seeded: the same replies
     assert again.replies == scored.replies
+
+
+def test_scoring_many_solutions_in_one_call_gives_each_its_own_replies(shared_data, smollm2) -> None:
+    items = load_processbench(shared_data / "processbench" / "gsm8k.json", limit=3)
+    critic = make_prm("critic", {"k": 2, "max_new_tokens": 4, "seed": 2}, generator=smollm2)
+    together = critic.score_many([(item.problem, item.steps) for item in items])
+    alone = [critic.score(item.problem, item.steps) for item in items]
+    assert [s.replies for s in together] == [s.replies for s in alone]  # hf: exact, per-reply seeds
+    assert [s.scores for s in together] == [s.scores for s in alone]
+    assert len({s.seconds for s in together}) == 1  # each solution's share of the one call
+
+
+def test_processbench_in_batches_records_what_one_by_one_does_and_resumes(shared_data, smollm2, tmp_path) -> None:
+    from prm_fire.evaluation.processbench import RunHeader, evaluate
+
+    items = load_processbench(shared_data / "processbench" / "gsm8k.json", limit=5)
+    critic = make_prm("critic", {"k": 2, "max_new_tokens": 4}, generator=smollm2)
+    header = RunHeader(prm="critic", options={"k": 2, "max_new_tokens": 4}, data="gsm8k")
+    one = evaluate(critic, items, tmp_path / "one.jsonl", header)
+    evaluate(critic, items[:2], tmp_path / "batched.jsonl", header, batch=3)  # a run stopped after 2 items
+    batched = evaluate(critic, items, tmp_path / "batched.jsonl", header, batch=3)  # resumes with the other 3
+    assert [(r.id, r.scores, r.record["replies"]) for r in batched] == [(r.id, r.scores, r.record["replies"]) for r in one]
+    assert len((tmp_path / "batched.jsonl").read_text().splitlines()) == 1 + len(items)  # header + one line each

@@ -35,6 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     how.add_argument("--threshold", type=fraction,
                      help="a step below it is wrong, in [0, 1] (default: the scorer's, else 0.5)")
     how.add_argument("--sweep", action="store_true", help="also report thresholds 0.05 ... 0.95 (no rescoring)")
+    p.add_argument("--batch", type=at_least(1), default=16,
+                   help="items per scorer call (scorers with score_many, e.g. critic, rollout: one engine call); "
+                        "a kill loses at most one batch (default 16)")
     p.add_argument("--data-dir", type=Path, default=Path("../shared/data/processbench"),
                    help="folder of <split>.json files")
     p.add_argument("--out", type=Path, help="results stem (default results/processbench/<prm>-<split>[-<N>])")
@@ -94,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     results_path = stem.with_name(stem.name + ".jsonl")
     header = RunHeader(prm=args.prm, options=options, data=str(data),
                        sample=None if args.sample is None else f"{args.sample} items, seed {args.seed}")
-    results = evaluate(scorer, items, results_path, header, progress=True)
+    results = evaluate(scorer, items, results_path, header, progress=True, batch=args.batch)
     summary = summarize(results, header, split=args.split, results_path=str(results_path), threshold=threshold,
                         do_sweep=args.sweep, wall_seconds=time.perf_counter() - started)
     stem.with_name(stem.name + ".json").write_text(summary.model_dump_json(indent=2) + "\n")

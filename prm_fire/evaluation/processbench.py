@@ -163,21 +163,27 @@ def _read_results(path: Path, header: RunHeader) -> dict[str, ItemResult] | None
     return results
 
 
-def score_item(scorer: PRMScorer, item: ProcessBenchItem) -> ItemResult:
-    """Score one item and keep everything the scorer returned."""
+def score_items(scorer: PRMScorer, items: Sequence[ProcessBenchItem]) -> list[ItemResult]:
+    """Score items (in one ``score_many`` call when the scorer has one) and keep everything it returned;
+    each item's ``seconds`` is its share of the call."""
     started = time.perf_counter()
-    scored: StepScores = scorer.score(item.problem, list(item.steps))
-    seconds = time.perf_counter() - started
-    if len(scored.scores) != len(item.steps):
-        raise ValueError(
-            f"item {item.problem.id!r}: scorer {scored.prm!r} returned {len(scored.scores)} scores for "
-            f"{len(item.steps)} steps"
-        )
-    return ItemResult(
-        id=item.problem.id, label=item.label, scores=scored.scores, abstained=scored.abstained,
-        generator=item.generator, final_answer_correct=item.final_answer_correct, seconds=seconds,
-        record=scored.model_dump(mode="json", exclude={"scores", "abstained"}),
-    )
+    many = getattr(scorer, "score_many", None)
+    solutions = [(item.problem, list(item.steps)) for item in items]
+    scored: list[StepScores] = many(solutions) if many else [scorer.score(p, s) for p, s in solutions]
+    seconds = (time.perf_counter() - started) / max(len(items), 1)
+    results = []
+    for item, one in zip(items, scored):
+        if len(one.scores) != len(item.steps):
+            raise ValueError(
+                f"item {item.problem.id!r}: scorer {one.prm!r} returned {len(one.scores)} scores for "
+                f"{len(item.steps)} steps"
+            )
+        results.append(ItemResult(
+            id=item.problem.id, label=item.label, scores=one.scores, abstained=one.abstained,
+            generator=item.generator, final_answer_correct=item.final_answer_correct, seconds=seconds,
+            record=one.model_dump(mode="json", exclude={"scores", "abstained"}),
+        ))
+    return results
 
 
 def evaluate(
@@ -187,9 +193,12 @@ def evaluate(
     header: RunHeader,
     *,
     progress: bool = False,
+    batch: int = 1,
 ) -> list[ItemResult]:
     """Score every item not yet in ``results_path`` (appending a line each), then all results in item order.
 
+    ``batch`` items go together to a scorer with ``score_many`` (one engine call); their lines are
+    appended once the batch is scored, so a kill loses at most the batch in progress.
     ``header`` names the run; an existing file written by another run is an error, not overwritten.
     """
     path = Path(results_path)
@@ -208,12 +217,13 @@ def evaluate(
 
         desc = f"{header.prm} on {Path(header.data).name}"
         bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=desc, unit="item")
-    for item in todo:
-        result = score_item(scorer, item)
-        append_journal(path, result)  # one durable line per item; a torn last line is cut off first
-        done[result.id] = result
-        if bar is not None:
-            bar.update(1)
+    step = batch if hasattr(scorer, "score_many") else 1  # scorers without it: one item, its own seconds
+    for start in range(0, len(todo), step):
+        for result in score_items(scorer, todo[start : start + step]):
+            append_journal(path, result)  # one durable line per item; a torn last line is cut off first
+            done[result.id] = result
+            if bar is not None:
+                bar.update(1)
     if bar is not None:
         bar.close()
     return [done[item.problem.id] for item in items]
@@ -289,5 +299,5 @@ def markdown(summary: Summary) -> str:
 
 __all__ = [
     "ItemResult", "Metrics", "RunHeader", "SPLITS", "SWEEP", "Summary", "compute_metrics", "evaluate",
-    "markdown", "percent_text", "predict", "sample_items", "score_item", "summarize", "sweep",
+    "markdown", "percent_text", "predict", "sample_items", "score_items", "summarize", "sweep",
 ]
