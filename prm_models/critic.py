@@ -11,7 +11,10 @@ no step flagged).
 
 ``mode="reason"`` lets the model review the steps before it answers (``max_new_tokens`` bounds the
 reply); ``mode="direct"`` starts the reply with :data:`DIRECT_PREFIX` (``... \\boxed{``) so the model
-writes the index at once: a few tokens per sample, for small models on a CPU.
+writes the index at once: a few tokens per sample, for small models on a CPU. That prefix presupposes
+an error ("The earliest paragraph with an error is"), and on ProcessBench both embedded models then
+never answered -1; ``mode="boxed"`` (design 2) asks the same question and starts the reply with a bare
+``\\boxed{``, so "no error" is as easy to write as an index.
 
 Scores: 1.0 before the voted step, 0.0 at it and after (all 1.0 for -1); ``votes`` keeps every
 sample's parsed index and ``replies`` its text.
@@ -43,10 +46,12 @@ from prm_models.backed import GeneratorBacked
 if TYPE_CHECKING:  # pragma: no cover
     from prm_fire.generators.base import Generator
 
-CriticMode = Literal["reason", "direct"]
+CriticMode = Literal["reason", "direct", "boxed"]
 
 #: The start of the reply in ``direct`` mode: the model continues with the index.
 DIRECT_PREFIX = "The earliest paragraph with an error is \\boxed{"
+#: The start of the reply in each mode (``reason``: none, the model writes the whole reply).
+PREFIXES: dict[str, str] = {"reason": "", "direct": DIRECT_PREFIX, "boxed": "\\boxed{"}
 
 _INTRO = ("Below is a math problem and a solution to it. The solution is split into paragraphs, each "
           "wrapped in tags that carry its index, starting from 0.")
@@ -59,6 +64,7 @@ _TASK = {
                "reasoning step that does not follow. Answer with that paragraph's index inside \\boxed{}, for "
                "example \\boxed{3}; if every paragraph is correct, answer \\boxed{-1}."),
 }
+_TASK["boxed"] = _TASK["direct"]  # the same question: only the start of the reply differs
 
 
 class CriticConfig(BaseModel):
@@ -70,7 +76,8 @@ class CriticConfig(BaseModel):
     model: str = Field(default="qwen2.5-coder-0.5b", description="Instruct model for the backend.")
     generator_options: dict[str, Any] = Field(default_factory=dict, description="Extra backend options.")
     k: int = Field(default=5, ge=1, description="Replies sampled per solution (majority vote).")
-    mode: CriticMode = Field(default="direct", description="'reason': review then answer; 'direct': answer at once.")
+    mode: CriticMode = Field(default="direct", description="'reason': review then answer; 'direct': answer at once after a prefix that names "
+                                   "an error; 'boxed': answer at once after a bare \\boxed{.")
     temperature: float = Field(default=0.7, ge=0, description="Sampling temperature (0: greedy; use k=1).")
     top_p: float = Field(default=0.95, gt=0, le=1, description="Nucleus mass.")
     max_new_tokens: int = Field(default=8, ge=1, description="Tokens per reply (direct mode needs few).")
@@ -153,7 +160,7 @@ class CriticPRM(GeneratorBacked):
                 raise ValueError(f"problem {problem.id!r}: no steps to score")
         cfg = self.config
         started = time.perf_counter()
-        prefix = DIRECT_PREFIX if cfg.mode == "direct" else ""
+        prefix = PREFIXES[cfg.mode]
         sampling = SamplingConfig(method="regular", temperature=cfg.temperature, top_p=cfg.top_p,
                                   max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
         requests = [BranchRequest(prompt_ids=self.generator.encode(critic_messages(problem, steps, cfg.mode), prefix),
@@ -180,5 +187,5 @@ class CriticPRM(GeneratorBacked):
 
 PRMS.register("critic")(CriticPRM)
 
-__all__ = ["CriticConfig", "CriticMode", "CriticPRM", "CriticScores", "DIRECT_PREFIX", "critic_messages",
+__all__ = ["CriticConfig", "CriticMode", "CriticPRM", "CriticScores", "DIRECT_PREFIX", "PREFIXES", "critic_messages",
            "majority", "parse_verdict"]

@@ -89,3 +89,14 @@ def test_processbench_in_batches_records_what_one_by_one_does_and_resumes(shared
     batched = evaluate(critic, items, tmp_path / "batched.jsonl", header, batch=3)  # resumes with the other 3
     assert [(r.id, r.scores, r.record["replies"]) for r in batched] == [(r.id, r.scores, r.record["replies"]) for r in one]
     assert len((tmp_path / "batched.jsonl").read_text().splitlines()) == 1 + len(items)  # header + one line each
+
+
+def test_the_boxed_mode_opens_the_reply_with_a_bare_box(shared_data, smollm2) -> None:
+    from prm_models.critic import PREFIXES
+
+    item = load_processbench(shared_data / "processbench" / "gsm8k.json", limit=1)[0]
+    critic = make_prm("critic", {"mode": "boxed", "k": 1, "temperature": 0, "max_new_tokens": 4}, generator=smollm2)
+    scored = critic.score(item.problem, item.steps)
+    (reply,) = scored.replies
+    assert PREFIXES["boxed"] == "\\boxed{" and reply.startswith("\\boxed{") and not reply.startswith(DIRECT_PREFIX)
+    assert scored.votes == [parse_verdict(reply[len("\\boxed{"):], len(item.steps), opened=True)]
