@@ -114,10 +114,10 @@ class CombinedPRM:
                 runs[-1].append((name, scorer.score(problem, steps), time.perf_counter() - started))
                 if runs[-1][-1][1].has_evidence:
                     break
-        name, expensive = self.config.expensive, self.expensive
-        todo = [i for i, run in enumerate(runs) if not run[-1][1].has_evidence]
-        escalate = set(todo) if name is not None else set()
-        if todo and name is not None and expensive is not None:
+        name = self.config.expensive
+        todo = [i for i, run in enumerate(runs) if not run[-1][1].has_evidence] if name is not None else []
+        escalate = set(todo)
+        if todo and (expensive := self.expensive) is not None:  # built (a model loaded) only when needed
             started = time.perf_counter()
             asked = [solutions[i] for i in todo]
             many = getattr(expensive, "score_many", None)
