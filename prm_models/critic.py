@@ -76,8 +76,8 @@ class CriticConfig(BaseModel):
     model: str = Field(default="qwen2.5-coder-0.5b", description="Instruct model for the backend.")
     generator_options: dict[str, Any] = Field(default_factory=dict, description="Extra backend options.")
     k: int = Field(default=5, ge=1, description="Replies sampled per solution (majority vote).")
-    mode: CriticMode = Field(default="direct", description="'reason': review then answer; 'direct': answer at once after a prefix that names "
-                                   "an error; 'boxed': answer at once after a bare \\boxed{.")
+    mode: CriticMode = Field(default="direct", description="'reason': review then answer; 'direct': answer at once "
+                             "after a prefix that names an error; 'boxed': answer at once after a bare \\boxed{.")
     temperature: float = Field(default=0.7, ge=0, description="Sampling temperature (0: greedy; use k=1).")
     top_p: float = Field(default=0.95, gt=0, le=1, description="Nucleus mass.")
     max_new_tokens: int = Field(default=8, ge=1, description="Tokens per reply (direct mode needs few).")

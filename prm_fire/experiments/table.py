@@ -100,13 +100,17 @@ class Table5(BaseModel):
         return next((c for c in self.cells if c.method == method and c.point == point), None)
 
 
-def run_stats(config: ExperimentConfig, sets: list[InsertionResult], cap: int | None = None) -> RunStats:
-    """Totals over the run's attempts journal and its insertion results ``sets`` (all points); with ``cap``,
-    over the attempts up to the cap-th kept one (what a run stopped there would have cost)."""
-    attempts = everything = read_journal(config.run_dir / "attempts.jsonl", Attempt)
-    if cap is not None:
-        kept_at = [i for i, a in enumerate(everything) if a.kept]
-        attempts = everything[:kept_at[cap - 1] + 1] if len(kept_at) >= cap else everything
+def capped(attempts: list[Attempt], cap: int | None) -> list[Attempt]:
+    """The attempts up to and including the ``cap``-th kept one (all of them without a cap, or with
+    fewer kept): the problems a run stopped at its planned size would have tried."""
+    kept_at = [i for i, a in enumerate(attempts) if a.kept]
+    return attempts[:kept_at[cap - 1] + 1] if cap is not None and len(kept_at) >= cap else attempts
+
+
+def run_stats(everything: list[Attempt], sets: list[InsertionResult], cap: int | None = None) -> RunStats:
+    """Totals over a run's attempts and its insertion results ``sets`` (all points); with ``cap``, over
+    the attempts up to the cap-th kept one (what a run stopped there would have cost)."""
+    attempts = capped(everything, cap)
     return RunStats(
         items_cap=cap, kept_in_run=sum(a.kept for a in everything) if cap is not None else None,
         problems=len(attempts),
@@ -150,11 +154,8 @@ def aggregate(config: ExperimentConfig, *, allow_unequal: bool = False) -> Table
     missing ones unless ``allow_unequal``.
     """
     cap = config.insertion.items
-    chosen = None
-    if cap is not None:
-        from prm_fire.experiments.dataset import read_items
-
-        chosen = {item.problem.id for item in read_items(config)[:cap]}
+    attempts = read_journal(config.run_dir / "attempts.jsonl", Attempt)
+    chosen = {a.problem_id for a in capped(attempts, cap) if a.kept} if cap is not None else None
     cells, sets, items, differences, by_point = [], [], {}, [], {}
     for point in config.insertion.points:
         results = read_journal(journal_path(config, point), InsertionResult)
@@ -182,7 +183,7 @@ def aggregate(config: ExperimentConfig, *, allow_unequal: bool = False) -> Table
         check_equal_items(items)
     claims = paper_claims(by_point, PAPER_TABLE5, lambda p: point_title(config, p)) if 10 in config.insertion.ks else []
     return Table5(config=config, cells=cells, differences=differences, claims=claims,
-                  stats=run_stats(config, sets, cap))
+                  stats=run_stats(attempts, sets, cap))
 
 
 def _item_metrics(result: InsertionResult, ks: list[int]) -> dict[str, float]:
