@@ -29,7 +29,8 @@ from pydantic import BaseModel, ConfigDict
 from prm_fire.journal import append_journal, read_journal
 from prm_fire.sampling import SamplingConfig
 from prm_fire.search import SearchConfig, SearchResult, run_searches, start_search
-from prm_fire.search.report import markdown_table, one_sample_rounds, plot_curves, solved_curve
+from prm_fire.search.report import (contrast_table, markdown_table, one_sample_rounds, paired_contrasts, plot_curves,
+                                    solved_curve)
 from prm_fire.tree import tree_from_json, tree_to_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,6 +47,15 @@ ARMS: dict[str, tuple[str, str, str | None, str]] = {
     "search-fire-critic": ("search", "fire", "critic",
                            "the greedy answer + the policy model as a prompted critic (no reference)"),
 }
+
+#: paired contrasts the report gives (first minus second, problem by problem): FIRE from scratch, search with
+#: and without the reference against best-of-N with the same sampling, and FIRE inside the search
+CONTRASTS: list[tuple[str, str]] = [
+    ("bon-fire", "bon-regular"),
+    ("search-fire-reference", "bon-fire"),
+    ("search-fire-critic", "bon-fire"),
+    ("search-fire-reference", "search-regular-reference"),
+]
 
 
 class GreedyRecord(BaseModel):
@@ -207,13 +217,23 @@ def report_stage(args: argparse.Namespace) -> None:
     table = markdown_table(points, uses)
     spent = "\n".join(f"| {arm} | " + " | ".join(f"{p.mean_tokens_spent:.0f}" for p in points if p.arm == arm) + " |"
                       for arm in uses)
+    contrasts = paired_contrasts(results, [c for c in CONTRASTS if set(c) <= set(arms)], budgets)
+    detectable = [c.detectable for c in contrasts if c.detectable is not None]
     (args.out_dir / f"table{args.report_name}.md").write_text(
         f"Problems solved (of the {n} GSM8K test problems the policy answers wrong greedily that every arm has "
         f"finished) within a budget of B generated tokens per problem (columns); in parentheses the 95% bootstrap "
         f"interval over problems of the solved share.\n\n{table}\n"
         f"Mean tokens spent per problem at each budget:\n\n| arm | " + " | ".join(map(str, budgets)) + " |\n|"
-        + "---|" * (len(budgets) + 1) + f"\n{spent}\n")
+        + "---|" * (len(budgets) + 1) + f"\n{spent}\n"
+        + (f"\nPaired differences of the solved share in points, first arm minus second, problem by problem "
+           f"[95% bootstrap interval] (problems only the first / only the second solves):\n\n"
+           f"{contrast_table(contrasts)}" if contrasts else "")
+        + (f"\nAt the spread of differences seen, a paired test on these {n} problems detects (level 0.05, power "
+           f"0.8) differences of {100 * min(detectable):.0f} to {100 * max(detectable):.0f} points.\n"
+           if detectable else ""))
     (args.out_dir / f"curve{args.report_name}.json").write_text("[\n" + ",\n".join(p.model_dump_json() for p in points) + "\n]\n")
+    (args.out_dir / f"contrasts{args.report_name}.json").write_text(
+        "[\n" + ",\n".join(c.model_dump_json() for c in contrasts) + "\n]\n")
     plot_curves(points, args.out_dir / f"solved_vs_tokens{args.report_name}.png",
                 title=f"{args.model}, {n} GSM8K test problems wrong at T=0; n={args.n}, width={args.width}")
     LOG.info("report: %d problems common to %d arms -> %s", n, len(arms), args.out_dir / f"table{args.report_name}.md")
