@@ -27,7 +27,8 @@ from prm_fire.sampling import SamplingConfig
 if TYPE_CHECKING:  # pragma: no cover
     from prm_fire.generators.base import Generator
 
-__all__ = ["Branch", "BranchJob", "BranchSet", "GradedBranch", "as_prefix", "branch", "branch_many", "grade_branch"]
+__all__ = ["Branch", "BranchJob", "BranchSet", "GradedBranch", "as_prefix", "branch", "branch_many", "grade_branch",
+           "job_fits"]
 
 
 def as_prefix(prefix: Prefix | str) -> Prefix:
@@ -64,6 +65,18 @@ class BranchJob(BaseModel):
         return as_prefix(value) if isinstance(value, str) else value
 
 
+def _prompt_ids(job: BranchJob, generator: Generator) -> list[int]:
+    return generator.encode(job.messages or build_messages(job.problem), job.prefix.text)
+
+
+def job_fits(job: BranchJob, generator: Generator) -> bool:
+    """Whether the job's prompt + prefix + ``max_new_tokens`` fit ``generator``'s context (True if unknown);
+    :func:`branch_many` refuses a batch holding a job that does not."""
+    if generator.shape is None:
+        return True
+    return len(_prompt_ids(job, generator)) + job.sampling.max_new_tokens <= generator.shape.context_length
+
+
 def branch_many(jobs: list[BranchJob], *, generator: Generator) -> list[BranchSet]:
     """Grow and grade every job's branch set, all sent to ``generator`` in one call.
 
@@ -71,8 +84,7 @@ def branch_many(jobs: list[BranchJob], *, generator: Generator) -> list[BranchSe
     ``sampling.seed`` and the branch index), but the engine sees every job's sequences at once.
     """
     requests = [
-        BranchRequest(prompt_ids=generator.encode(job.messages or build_messages(job.problem), job.prefix.text),
-                      n=job.n, sampling=job.sampling)
+        BranchRequest(prompt_ids=_prompt_ids(job, generator), n=job.n, sampling=job.sampling)
         for job in jobs
     ]
     return [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from prm_fire.problems import load_builtin
+from prm_fire.prompts import build_messages
 from prm_fire.sampling import SamplingConfig
 from prm_fire.steps import split_steps
 from prm_fire.search import SearchConfig, make_cut, run_searches, search, start_search
@@ -157,3 +158,22 @@ def test_cli_search_writes_a_tree_that_loads(tmp_path, capsys):
     assert code == 0 and "round 0: expanded r0; 2 branches" in printed and "not solved within 10 tokens" in printed
     tree = load_tree(out)
     assert tree.graph["search"]["stop"] == "budget" and out.with_suffix(".html").read_text().startswith("<!DOCTYPE")
+
+
+def test_a_cut_too_long_for_the_context_is_dropped_and_the_search_stops_exhausted(smollm2):
+    import copy
+
+    from prm_fire.branching import BranchJob, job_fits
+    from prm_fire.prefixes import Prefix
+
+    config = SearchConfig(budget=100, n=2, width=1, sampling=SamplingConfig(method="fire", max_new_tokens=8))
+    # a context one token short of the empty prefix's job: no cut of the root fits (the shortest is empty)
+    needed = len(smollm2.encode(build_messages(PROBLEM), "")) + 8
+    small = copy.copy(smollm2)
+    small.shape = smollm2.shape.model_copy(update={"context_length": needed - 1})
+    job = BranchJob(problem=PROBLEM, prefix=Prefix(point="prm", text="", kept_steps=0), n=2, sampling=config.sampling)
+    assert job_fits(job, smollm2) and not job_fits(job, small)
+    s = start_search(PROBLEM, FIRST_LINE_WRONG, config, model=smollm2.model_name, scorer=make_prm("reference"))
+    run_searches([s], small)  # branch_many would refuse the job: the search drops it instead
+    result = s.result()
+    assert result.stop == "exhausted" and result.too_long == 1 and result.rounds == [] and not result.solved

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import networkx as nx
 
-from prm_fire.branching import BranchJob, branch_many
+from prm_fire.branching import BranchJob, branch_many, job_fits
 from prm_fire.grader import grade
 from prm_fire.prefixes import Prefix
 from prm_fire.problems import Problem
@@ -67,6 +67,7 @@ class Search:
         self.rounds: list[RoundRecord] = []
         self.first_correct: FirstCorrect | None = None
         self.stop: str | None = None
+        self.too_long = 0
         self._candidates: dict[str, Candidate] = {}
         self._expanded_texts: dict[str, int] = {}
         self._expansions = 0
@@ -123,8 +124,13 @@ class Search:
         self._expansions += 1
         return self.config.sampling.model_copy(update={"seed": self.config.sampling.seed + k})
 
-    def next_jobs(self) -> list[BranchJob]:
-        """The branch sets of the next round (none once the search is done)."""
+    def next_jobs(self, fits: Callable[[BranchJob], bool] | None = None) -> list[BranchJob]:
+        """The branch sets of the next round (none once the search is done).
+
+        ``fits(job)`` says whether a job fits the engine's context; a candidate whose cut does not is
+        dropped unexpanded (counted in ``too_long``; it takes no seed), and the next one is taken. A
+        search left with no candidate stops as "exhausted".
+        """
         if self.done:
             return []
         cfg = self.config
@@ -137,12 +143,20 @@ class Search:
                 self._pending.append(("r0", name))
             return jobs
         rank = SELECTIONS.get(cfg.select)
-        for chosen in sorted(self._refreshed(list(self._candidates.values())), key=rank)[: cfg.width]:
+        for chosen in sorted(self._refreshed(list(self._candidates.values())), key=rank):
+            if len(jobs) == cfg.width:
+                break
             prefix = self._prefix(chosen.node_id, chosen.kept_steps)
             self._candidates.pop(chosen.node_id)
+            if fits is not None and not fits(BranchJob(problem=self.problem, prefix=prefix, n=cfg.n,
+                                                       sampling=cfg.sampling)):
+                self.too_long += 1
+                continue
             self._expanded_texts[prefix.text] = self._expanded_texts.get(prefix.text, 0) + 1
             jobs.append(BranchJob(problem=self.problem, prefix=prefix, n=cfg.n, sampling=self._sampling()))
             self._pending.append((chosen.node_id, prefix.point))
+        if not jobs:
+            self.stop = "exhausted"
         return jobs
 
     def _refreshed(self, candidates: list[Candidate]) -> list[Candidate]:
@@ -192,7 +206,7 @@ class Search:
             problem_id=self.problem.id, config=self.config, scorer=self.scorer.name if self.scorer else None,
             model=self.model, solved=self.stop in ("solved", "root-correct"), stop=self.stop or "budget",
             tokens_spent=self.spent, root_scorer_tokens=self.root_scorer_tokens, first_correct=self.first_correct,
-            rounds=self.rounds, depth=tree_depth(self.tree), nodes=self.tree.number_of_nodes())
+            rounds=self.rounds, too_long=self.too_long, depth=tree_depth(self.tree), nodes=self.tree.number_of_nodes())
         self.tree.graph["search"] = result.model_dump(mode="json")
         return result
 
@@ -233,10 +247,10 @@ def run_searches(searches: Iterable[Search], generator: Generator, *, concurrent
             continue
         if not active:
             return
-        batch = [(s, s.next_jobs()) for s in active]
-        for s, jobs in batch:
-            if not jobs:
-                raise RuntimeError(f"problem {s.problem.id!r}: the search is not done but has nothing to expand")
+        batch = [(s, s.next_jobs(lambda job: job_fits(job, generator))) for s in active]
+        batch = [(s, jobs) for s, jobs in batch if jobs]  # a search left with nothing to expand stopped
+        if not batch:
+            continue
         sets = branch_many([job for _, jobs in batch for job in jobs], generator=generator)
         start = 0
         for s, jobs in batch:

@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from prm_fire.search.config import SearchConfig
 
-StopReason = Literal["solved", "budget", "max-rounds", "root-correct"]
+#: "exhausted": no candidate left whose cut fits the context with a full continuation
+StopReason = Literal["solved", "budget", "max-rounds", "root-correct", "exhausted"]
 
 
 class RoundRecord(BaseModel):
@@ -53,6 +54,8 @@ class SearchResult(BaseModel):
     root_scorer_tokens: int = Field(ge=0, description="Scorer tokens spent on the root response (in tokens_spent).")
     first_correct: FirstCorrect | None = None
     rounds: list[RoundRecord]
+    too_long: int = Field(default=0, ge=0, description="Candidates dropped unexpanded: their prompt + cut + "
+                          "max_new_tokens exceed the model's context.")
     depth: int = Field(ge=0, description="Most prefix levels on one path of the tree.")
     nodes: int = Field(ge=1)
 
