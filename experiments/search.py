@@ -29,8 +29,8 @@ from pydantic import BaseModel, ConfigDict
 from prm_fire.journal import append_journal, read_journal
 from prm_fire.sampling import SamplingConfig
 from prm_fire.search import SearchConfig, SearchResult, run_searches, start_search
-from prm_fire.search.report import (contrast_table, markdown_table, one_sample_rounds, paired_contrasts, plot_curves,
-                                    solved_curve)
+from prm_fire.search.report import (budget_header, contrast_table, markdown_table, one_sample_rounds, paired_contrasts,
+                                    plot_curves, solved_curve)
 from prm_fire.tree import tree_from_json, tree_to_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -223,8 +223,7 @@ def report_stage(args: argparse.Namespace) -> None:
         f"Problems solved (of the {n} GSM8K test problems the policy answers wrong greedily that every arm has "
         f"finished) within a budget of B generated tokens per problem (columns); in parentheses the 95% bootstrap "
         f"interval over problems of the solved share.\n\n{table}\n"
-        f"Mean tokens spent per problem at each budget:\n\n| arm | " + " | ".join(map(str, budgets)) + " |\n|"
-        + "---|" * (len(budgets) + 1) + f"\n{spent}\n"
+        f"Mean tokens spent per problem at each budget:\n\n" + "\n".join(budget_header("arm", budgets)) + f"\n{spent}\n"
         + (f"\nPaired differences of the solved share in points, first arm minus second, problem by problem "
            f"[95% bootstrap interval] (problems only the first / only the second solves):\n\n"
            f"{contrast_table(contrasts)}" if contrasts else "")

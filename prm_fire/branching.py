@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from prm_fire.grader import extract_answer, grade
+from prm_fire.limits import fits_context
 from prm_fire.prefixes import Prefix
 from prm_fire.problems import Problem
 from prm_fire.prompts import build_messages
@@ -74,7 +75,7 @@ def job_fits(job: BranchJob, generator: Generator) -> bool:
     :func:`branch_many` refuses a batch holding a job that does not."""
     if generator.shape is None:
         return True
-    return len(_prompt_ids(job, generator)) + job.sampling.max_new_tokens <= generator.shape.context_length
+    return fits_context(generator.shape, len(_prompt_ids(job, generator)), job.sampling.max_new_tokens)
 
 
 def branch_many(jobs: list[BranchJob], *, generator: Generator) -> list[BranchSet]:

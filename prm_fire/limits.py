@@ -124,6 +124,11 @@ def model_shape(name: str) -> ModelShape:
     return shape_from_config(config["text_config"], name)  # multimodal configs nest the decoder's
 
 
+def fits_context(shape: ModelShape, prompt_tokens: int, max_new_tokens: int) -> bool:
+    """Whether ``prompt_tokens + max_new_tokens`` fit the context window (:func:`check_context` raises if not)."""
+    return prompt_tokens + max_new_tokens <= shape.context_length
+
+
 def check_context(shape: ModelShape, prompt_tokens: int, max_new_tokens: int, *, what: str = "request") -> None:
     """Raise :class:`LimitError` if ``prompt_tokens + max_new_tokens`` exceeds the context window.
 
@@ -136,8 +141,8 @@ def check_context(shape: ModelShape, prompt_tokens: int, max_new_tokens: int, *,
     ...
     prm_fire.limits.LimitError: --response: 21000 prompt tokens + 256 new tokens = 21256 exceed the context of model 'm' (8192 tokens)
     """
-    total = prompt_tokens + max_new_tokens
-    if total > shape.context_length:
+    if not fits_context(shape, prompt_tokens, max_new_tokens):
+        total = prompt_tokens + max_new_tokens
         raise LimitError(f"{what}: {prompt_tokens} prompt tokens + {max_new_tokens} new tokens = {total} exceed "
                          f"the context of model {shape.name!r} ({shape.context_length} tokens)")
 

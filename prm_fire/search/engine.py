@@ -148,12 +148,12 @@ class Search:
                 break
             prefix = self._prefix(chosen.node_id, chosen.kept_steps)
             self._candidates.pop(chosen.node_id)
-            if fits is not None and not fits(BranchJob(problem=self.problem, prefix=prefix, n=cfg.n,
-                                                       sampling=cfg.sampling)):
+            job = BranchJob(problem=self.problem, prefix=prefix, n=cfg.n, sampling=cfg.sampling)
+            if fits is not None and not fits(job):
                 self.too_long += 1
                 continue
             self._expanded_texts[prefix.text] = self._expanded_texts.get(prefix.text, 0) + 1
-            jobs.append(BranchJob(problem=self.problem, prefix=prefix, n=cfg.n, sampling=self._sampling()))
+            jobs.append(job.model_copy(update={"sampling": self._sampling()}))  # the seed only once it is sent
             self._pending.append((chosen.node_id, prefix.point))
         if not jobs:
             self.stop = "exhausted"

@@ -76,6 +76,11 @@ def solved_curve(results: Mapping[str, Sequence[SearchResult]], budgets: Sequenc
     return points
 
 
+def budget_header(first: str, budgets: Sequence[int]) -> list[str]:
+    """The two header lines of a markdown table whose columns, after ``first``, are budgets."""
+    return [f"| {first} | " + " | ".join(str(b) for b in budgets) + " |", "|---" * (len(budgets) + 1) + "|"]
+
+
 class PairedContrast(BaseModel):
     """Arm ``first`` minus arm ``second`` at one budget, problem by problem (solved 1, not 0)."""
 
@@ -119,7 +124,7 @@ def paired_contrasts(results: Mapping[str, Sequence[SearchResult]], pairs: Seque
 def contrast_table(contrasts: Sequence[PairedContrast]) -> str:
     """Rows: contrasts; columns: budgets; cells: difference in points [95% CI] (first-only / second-only)."""
     budgets = sorted({c.budget for c in contrasts})
-    lines = ["| contrast | " + " | ".join(str(b) for b in budgets) + " |", "|---" * (len(budgets) + 1) + "|"]
+    lines = budget_header("contrast", budgets)
     for pair in dict.fromkeys((c.first, c.second) for c in contrasts):
         cells = {c.budget: c for c in contrasts if (c.first, c.second) == pair}
         row = [f"{100 * c.difference.mean:+.0f} [{100 * c.difference.low:+.0f}, {100 * c.difference.high:+.0f}] "
@@ -131,7 +136,7 @@ def contrast_table(contrasts: Sequence[PairedContrast]) -> str:
 def markdown_table(points: Sequence[CurvePoint], arms: Mapping[str, str]) -> str:
     """Rows: arms; columns: budgets; cells: solved / problems (share, 95% CI); then what each arm uses."""
     budgets = sorted({p.budget for p in points})
-    lines = ["| arm | " + " | ".join(str(b) for b in budgets) + " |", "|---" * (len(budgets) + 1) + "|"]
+    lines = budget_header("arm", budgets)
     for arm in arms:
         cells = {p.budget: p for p in points if p.arm == arm}
         row = [f"{cells[b].solved} ({100 * cells[b].rate.low:.0f}-{100 * cells[b].rate.high:.0f}%)"
