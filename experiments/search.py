@@ -29,8 +29,8 @@ from pydantic import BaseModel, ConfigDict
 from prm_fire.journal import append_journal, read_journal
 from prm_fire.sampling import SamplingConfig
 from prm_fire.search import SearchConfig, SearchResult, run_searches, start_search
-from prm_fire.search.report import (budget_header, contrast_table, markdown_table, one_sample_rounds, paired_contrasts,
-                                    plot_curves, solved_curve)
+from prm_fire.search.report import (budget_header, common_problems, contrast_table, flag_summary, flag_table,
+                                    markdown_table, one_sample_rounds, paired_contrasts, plot_curves, solved_curve)
 from prm_fire.tree import tree_from_json, tree_to_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -219,6 +219,8 @@ def report_stage(args: argparse.Namespace) -> None:
                       for arm in uses)
     contrasts = paired_contrasts(results, [c for c in CONTRASTS if set(c) <= set(arms)], budgets)
     detectable = [c.detectable for c in contrasts if c.detectable is not None]
+    ids = common_problems({arm: results[arm] for arm in arms})
+    flags = [flag_summary(arm, [read_tree(args, arm, i) for i in ids]) for arm in arms if ARMS[arm][0] == "search"]
     (args.out_dir / f"table{args.report_name}.md").write_text(
         f"Problems solved (of the {n} GSM8K test problems the policy answers wrong greedily that every arm has "
         f"finished) within a budget of B generated tokens per problem (columns); in parentheses the 95% bootstrap "
@@ -229,7 +231,9 @@ def report_stage(args: argparse.Namespace) -> None:
            f"{contrast_table(contrasts)}" if contrasts else "")
         + (f"\nAt the spread of differences seen, a paired test on these {n} problems detects (level 0.05, power "
            f"0.8) differences of {100 * min(detectable):.0f} to {100 * max(detectable):.0f} points.\n"
-           if detectable else ""))
+           if detectable else "")
+        + (f"\nWhere each search's scorer put the first flagged step, over the nodes it scored on these {n} "
+           f"problems (the cut keeps the steps before it):\n\n{flag_table(flags)}" if flags else ""))
     (args.out_dir / f"curve{args.report_name}.json").write_text("[\n" + ",\n".join(p.model_dump_json() for p in points) + "\n]\n")
     (args.out_dir / f"contrasts{args.report_name}.json").write_text(
         "[\n" + ",\n".join(c.model_dump_json() for c in contrasts) + "\n]\n")

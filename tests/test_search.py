@@ -177,3 +177,19 @@ def test_a_cut_too_long_for_the_context_is_dropped_and_the_search_stops_exhauste
     run_searches([s], small)  # branch_many would refuse the job: the search drops it instead
     result = s.result()
     assert result.stop == "exhausted" and result.too_long == 1 and result.rounds == [] and not result.solved
+
+
+def test_flag_summary_counts_where_the_scorer_flagged(small_search, smollm2):
+    from prm_fire.search.report import flag_positions, flag_summary, flag_table
+
+    tree, _ = small_search
+    scored, flags = flag_positions(tree)
+    assert scored == 1 + sum(1 for _, r in tree.nodes(data="data") if r.kind == "branch" and r.step_scores)
+    assert flags[0] == (0, 4)  # the root: its first line is wrong (4 * 9 = 32)
+    summary = flag_summary("arm", [tree, tree])
+    assert (summary.scored, summary.flagged) == (2 * scored, 2 * len(flags))
+    assert summary.at_line[1] == 2 * sum(i == 0 for i, _ in flags) and summary.kept_share[0] == 0.0
+    assert "| arm | " in flag_table([summary])
+    bon, _ = search(PROBLEM, LAST_LINE_WRONG, SearchConfig(strategy="best-of-n", budget=1, n=1, width=1,
+                    sampling=SamplingConfig(method="regular", max_new_tokens=4)), generator=smollm2)
+    assert flag_positions(bon) == (0, [])  # best-of-N scores nothing

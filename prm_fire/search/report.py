@@ -146,6 +146,52 @@ def markdown_table(points: Sequence[CurvePoint], arms: Mapping[str, str]) -> str
     return "\n".join(lines + [""] + legend) + "\n"
 
 
+class FlagSummary(BaseModel):
+    """Where a scorer put the first flagged step in the nodes one arm's searches scored (which decides
+    how much of a wrong solution each cut keeps)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    arm: str
+    scored: int = Field(description="Scored nodes: the root responses and every scored branch.")
+    flagged: int = Field(description="Scored nodes with a flagged step.")
+    median_steps: float = Field(description="Median number of steps of a flagged node.")
+    kept_share: tuple[float, float, float] = Field(
+        description="Quartiles (25, 50, 75%) of the share of a flagged node's steps before its first flag.")
+    at_line: dict[int, int] = Field(description="Flagged nodes whose first flag is line 1 and line 2.")
+
+
+def flag_positions(tree: nx.DiGraph) -> tuple[int, list[tuple[int, int]]]:
+    """The tree's scored nodes (responses and branches with step scores) and, for each flagged one,
+    (index of its first flagged step, its number of steps)."""
+    scored = [r for _, r in tree.nodes(data="data") if r.kind in ("response", "branch") and r.step_scores is not None]
+    return len(scored), [(r.first_error_index, len(r.step_scores)) for r in scored if r.first_error_index is not None]
+
+
+def flag_summary(arm: str, trees: Sequence[nx.DiGraph]) -> FlagSummary:
+    """:func:`flag_positions` over one arm's trees, summarised."""
+    scored, flags = 0, []
+    for tree in trees:
+        n, positions = flag_positions(tree)
+        scored, flags = scored + n, flags + positions
+    shares = [i / n for i, n in flags] or [math.nan]
+    return FlagSummary(arm=arm, scored=scored, flagged=len(flags),
+                       median_steps=float(np.median([n for _, n in flags])) if flags else math.nan,
+                       kept_share=tuple(float(q) for q in np.quantile(shares, [0.25, 0.5, 0.75])),
+                       at_line={k: sum(i == k - 1 for i, _ in flags) for k in (1, 2)})
+
+
+def flag_table(summaries: Sequence[FlagSummary]) -> str:
+    """One row per arm: scored and flagged nodes, median steps, the share kept, first flags at lines 1-2."""
+    lines = ["| arm | scored nodes | flagged | median steps | share kept before the flag (25/50/75%) "
+             "| flag at line 1 | at line 2 |", "|---|---|---|---|---|---|---|"]
+    for s in summaries:
+        q = "/".join(f"{100 * x:.0f}%" for x in s.kept_share)
+        lines.append(f"| {s.arm} | {s.scored} | {s.flagged} | {s.median_steps:.0f} | {q} | {s.at_line[1]} "
+                     f"| {s.at_line[2]} |")
+    return "\n".join(lines) + "\n"
+
+
 def plot_curves(points: Sequence[CurvePoint], path: str | Path, *, title: str) -> Path:
     """Solved share versus budget, one line per arm with its 95% band; written as PNG."""
     import matplotlib
