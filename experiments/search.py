@@ -55,6 +55,9 @@ CONTRASTS: list[tuple[str, str]] = [
     ("search-fire-reference", "bon-fire"),
     ("search-fire-critic", "bon-fire"),
     ("search-fire-reference", "search-regular-reference"),
+    # Below ~1,100 tokens a best-of-N round of 4 full samples cannot finish; counted per sample it can.
+    ("search-fire-reference", "bon-fire, per sample"),
+    ("search-fire-critic", "bon-fire, per sample"),
 ]
 
 
@@ -217,7 +220,7 @@ def report_stage(args: argparse.Namespace) -> None:
     table = markdown_table(points, uses)
     spent = "\n".join(f"| {arm} | " + " | ".join(f"{p.mean_tokens_spent:.0f}" for p in points if p.arm == arm) + " |"
                       for arm in uses)
-    contrasts = paired_contrasts(results, [c for c in CONTRASTS if set(c) <= set(arms)], budgets)
+    contrasts = paired_contrasts(results, [c for c in CONTRASTS if set(c) <= set(results)], budgets)
     detectable = [c.detectable for c in contrasts if c.detectable is not None]
     ids = common_problems({arm: results[arm] for arm in arms})
     flags = [flag_summary(arm, [read_tree(args, arm, i) for i in ids]) for arm in arms if ARMS[arm][0] == "search"]
