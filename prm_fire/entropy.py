@@ -86,6 +86,14 @@ class EntropyScorer:
         model, tokenizer = load_model(name, **kwargs)
         return cls(model, tokenizer, vocab_size=real_vocab_size(tokenizer))
 
+    @classmethod
+    def for_generator(cls, generator: Any, model: str) -> EntropyScorer:
+        """On the policy's weights: an HF generator's own loaded model (no second copy), else ``model``
+        loaded with transformers (a vLLM or llama.cpp engine does not expose its logits)."""
+        if hasattr(generator, "model") and hasattr(generator, "tokenizer") and hasattr(generator, "vocab_size"):
+            return cls(generator.model, generator.tokenizer, vocab_size=generator.vocab_size)
+        return cls.from_name(model)
+
     def token_entropies(self, messages: list[Message], response: str) -> tuple[list[int], list[float], list[str]]:
         """Per response token: its start offset in ``response``, the policy's entropy (nats) before it,
         and its text."""

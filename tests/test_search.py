@@ -112,7 +112,7 @@ def test_cli_reports_bad_input_in_one_line_each(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert err == [
-        "error: --cut: unknown cut 'middle'; known: prm, line<k> (k >= 1)",
+        "error: --cut: unknown cut 'middle'; known: entropy-line, prm, line<k> (k >= 1)",
         "error: --prm: unknown PRM scorer 'nope'; known: " + ", ".join(__import__("prm_models").PRMS.names()),
         err[2],
     ] and err[2].startswith("error: --model: model 'nothere'")
@@ -148,16 +148,18 @@ def test_qwen_search_reaches_depth_two_and_round_trips(qwen, tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_search_writes_a_tree_that_loads(tmp_path, capsys):
+@pytest.mark.parametrize("cut", ["prm", "entropy-line"])
+def test_cli_search_writes_a_tree_that_loads(tmp_path, capsys, cut):
     from prm_fire.cli import main
 
     out = tmp_path / "search.json"
     code = main(["search", "--model", "smollm2-135m", "--response", FIRST_LINE_WRONG, "--budget", "10", "--n", "2",
-                 "--width", "1", "--max-new-tokens", "6", "--out", str(out)])
+                 "--width", "1", "--max-new-tokens", "6", "--cut", cut, "--out", str(out)])
     printed = capsys.readouterr().out
     assert code == 0 and "round 0: expanded r0; 2 branches" in printed and "not solved within 10 tokens" in printed
     tree = load_tree(out)
     assert tree.graph["search"]["stop"] == "budget" and out.with_suffix(".html").read_text().startswith("<!DOCTYPE")
+    assert {tree.nodes[p]["data"].prefix.point for p in tree.successors("r0")} == {cut.removesuffix("-line")}
 
 
 def test_a_cut_too_long_for_the_context_is_dropped_and_the_search_stops_exhausted(smollm2):
@@ -193,3 +195,25 @@ def test_flag_summary_counts_where_the_scorer_flagged(small_search, smollm2):
     bon, _ = search(PROBLEM, LAST_LINE_WRONG, SearchConfig(strategy="best-of-n", budget=1, n=1, width=1,
                     sampling=SamplingConfig(method="regular", max_new_tokens=4)), generator=smollm2)
     assert flag_positions(bon) == (0, [])  # best-of-N scores nothing
+
+
+def test_entropy_line_cut_searches_without_a_scorer_from_the_policys_least_sure_line(smollm2, tmp_path):
+    from prm_fire.entropy import EntropyScorer
+    from prm_fire.search.cuts import CutInput
+
+    entropy = EntropyScorer.for_generator(smollm2, "smollm2-135m")
+    assert entropy.model is smollm2.model  # the HF policy's own weights, not a second copy
+    config = SearchConfig(budget=20, n=2, width=1, cut="entropy-line",
+                          sampling=SamplingConfig(method="fire", max_new_tokens=8))
+    tree, result = search(PROBLEM, FIRST_LINE_WRONG, config, generator=smollm2,
+                          cut=make_cut("entropy-line", entropy=entropy))
+    assert result.scorer is None and result.depth >= 2
+    assert not any(getattr(r, "step_scores", None) for _, r in tree.nodes(data="data"))
+    expected = entropy.entropy_line(PROBLEM.id, build_messages(PROBLEM), FIRST_LINE_WRONG).step_index
+    [root_cut] = [tree.nodes[p]["data"].prefix for p in tree.successors("r0")]
+    assert root_cut.point == "entropy" and root_cut.kept_steps == expected >= 1
+    _check_tree(tree, result)
+    assert trees_equal(load_tree(save_tree(tree, tmp_path / "entropy.json")), tree)
+    two_lines = "a = 1\nb = 2"
+    with pytest.raises(ValueError, match="needs the policy's weights"):
+        make_cut("entropy-line").keep(CutInput(text=two_lines, steps=split_steps(two_lines), problem=PROBLEM))

@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     how.add_argument("--n", type=at_least(1), default=4, help="branches per expansion")
     how.add_argument("--width", type=at_least(1), default=2, help="expansions per round (one engine call)")
     how.add_argument("--cut", default="prm", help="where a wrong node is cut: prm (the scorer's first flagged "
-                     "step) or line<k>")
+                     "step), entropy-line (the policy's most uncertain line; no scorer, HF weights) or line<k>")
     how.add_argument("--select", choices=SELECTIONS.names(), default="deepest", help="which wrong nodes go next")
     how.add_argument("--prm", default="reference", help="scorer in the PRMS registry (reference reads the "
                      "problem's worked solution; critic needs none)")
@@ -151,7 +151,13 @@ def run(args: argparse.Namespace) -> int:
         from prm_models import make_prm
 
         scorer = make_prm(args.prm, options, generator=generator)
-    s = start_search(problem, response, config, model=generator.model_name, scorer=scorer, origin=origin)
+    cut = None
+    if config.cut == "entropy-line" and config.strategy == "search":
+        from prm_fire.entropy import EntropyScorer
+        from prm_fire.search.cuts import make_cut
+
+        cut = make_cut(config.cut, entropy=EntropyScorer.for_generator(generator, args.model))
+    s = start_search(problem, response, config, model=generator.model_name, scorer=scorer, origin=origin, cut=cut)
     run_searches([s], generator)
     result = s.result()
     for r in result.rounds:

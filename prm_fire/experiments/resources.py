@@ -53,9 +53,7 @@ class Resources:
         from prm_fire.entropy import EntropyScorer
 
         generator = self.generator if self.config.backend == "hf" else self.__dict__.get("generator")
-        if generator is not None and hasattr(generator, "model") and hasattr(generator, "tokenizer"):
-            return EntropyScorer(generator.model, generator.tokenizer, vocab_size=generator.vocab_size)
-        return EntropyScorer.from_name(self.config.model)
+        return EntropyScorer.for_generator(generator, self.config.model)
 
     def close(self) -> None:
         """Stop the generator's engine if it has one running (vLLM's worker processes)."""

@@ -22,7 +22,7 @@ class SearchConfig(BaseModel):
     ...
     pydantic_core._pydantic_core.ValidationError: 1 validation error for SearchConfig
     cut
-      Value error, unknown cut 'middle'; known: prm, line<k> ...
+      Value error, unknown cut 'middle'; known: entropy-line, prm, line<k> ...
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -32,7 +32,8 @@ class SearchConfig(BaseModel):
     budget: int = Field(ge=1, description="Tokens: no round starts once this many are spent (the last may pass it).")
     n: int = Field(default=4, ge=1, description="Branches per expansion.")
     width: int = Field(default=2, ge=1, description="Expansions per round, sent to the engine in one call.")
-    cut: str = Field(default="prm", description="Cut rule (prm_fire.search.cuts): 'prm' or 'line<k>'.")
+    cut: str = Field(default="prm",
+                     description="Cut rule (prm_fire.search.cuts): 'prm', 'entropy-line' or 'line<k>'.")
     select: str = Field(default="deepest", description="Selection rule (prm_fire.search.select): "
                         "'deepest' or 'score'.")
     sampling: SamplingConfig = Field(

@@ -4,9 +4,10 @@ A cut maps a wrong node (:class:`CutInput`: its full text, steps, tree record an
 has a scorer, its first flagged step) to the number of steps kept. ``prm`` keeps the steps before the
 first flagged one; when the scorer flags none in a response whose answer is wrong, it cuts at the last
 step (the answer is the one known error). ``line<k>`` keeps the first k-1 steps (all but the last when
-the node is shorter). Further rules register in :data:`CUTS`; :func:`make_cut` hands them the shared
-``resources`` their constructor names (an ``entropy-line`` cut would take the ``generator`` to read the
-policy's token entropies, and set ``needs_scores = False``).
+the node is shorter). ``entropy-line`` needs no scorer and no reference: it keeps the steps before the
+line (2 or later) that holds the policy's most uncertain token (:mod:`prm_fire.entropy`). Further rules
+register in :data:`CUTS`; :func:`make_cut` hands them the shared ``resources`` their constructor names
+(``entropy-line`` takes ``entropy``, an :class:`~prm_fire.entropy.EntropyScorer`).
 
 >>> from prm_fire.steps import split_steps
 >>> text = "a = 1\\nb = 2\\nc = 3\\nd = 4\\nSo 10."
@@ -23,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from prm_fire.registry import Registry
-from prm_fire.steps import Step
+from prm_fire.problems import Problem
+from prm_fire.steps import Step, StepMode
 
 _LINE = re.compile(r"line([1-9][0-9]*)")
 
@@ -36,6 +38,8 @@ class CutInput:
     steps: list[Step]
     first_error_index: int | None = None
     record: Any = None  # the tree node's record (ResponseNode or BranchNode: token ids, first-token log-probs)
+    problem: Problem | None = None  # whose prompt the policy answered (a cut that reads the policy needs it)
+    step_mode: StepMode = "line"
 
 
 class Cut(Protocol):
@@ -75,6 +79,31 @@ class LineCut:
 
     def keep(self, node: CutInput) -> int:
         return min(self.k - 1, len(node.steps) - 1)
+
+
+@CUTS.register("entropy-line")
+class EntropyLineCut:
+    """Keep the steps before the entropy-line: the line (2 or later) holding the token where the policy's
+    next-token entropy over the node's full text peaks. Reads neither a scorer nor the reference; it costs
+    one forward pass of the policy per node (prefill, not generated tokens). A one-step node is cut at
+    its start."""
+
+    name = "entropy"
+    needs_scores = False
+
+    def __init__(self, entropy: Any = None) -> None:
+        self.entropy = entropy
+
+    def keep(self, node: CutInput) -> int:
+        if len(node.steps) < 2:
+            return 0
+        if self.entropy is None or node.problem is None:
+            raise ValueError("cut 'entropy-line' needs the policy's weights and the problem: "
+                             "make_cut('entropy-line', entropy=EntropyScorer.for_generator(generator, model))")
+        from prm_fire.prompts import build_messages
+
+        return self.entropy.entropy_line(node.problem.id, build_messages(node.problem), node.text,
+                                         node.step_mode).step_index
 
 
 def make_cut(name: str, **resources: Any) -> Cut:

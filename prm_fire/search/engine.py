@@ -103,7 +103,8 @@ class Search:
             add_scores(self.tree, node_id, prm=scores.prm if hasattr(scores, "prm") else self.scorer.name,
                        step_scores=list(scores.scores), first_error_index=first_error,
                        step_reasons=getattr(scores, "reasons", None))
-        node = CutInput(text=text, steps=steps, first_error_index=first_error, record=self.tree.nodes[node_id]["data"])
+        node = CutInput(text=text, steps=steps, first_error_index=first_error, record=self.tree.nodes[node_id]["data"],
+                        problem=self.problem, step_mode=self.config.step_mode)
         kept = self.cut.keep(node) if steps else 0
         prefix_text = text[: steps[kept].start] if steps else ""
         self._candidates[node_id] = Candidate(
@@ -259,8 +260,9 @@ def run_searches(searches: Iterable[Search], generator: Generator, *, concurrent
 
 
 def search(problem: Problem, response: str, config: SearchConfig, *, generator: Generator,
-           scorer: StepScorer | None = None, origin: str = "given") -> tuple[nx.DiGraph, SearchResult]:
+           scorer: StepScorer | None = None, origin: str = "given", cut: Cut | None = None,
+           ) -> tuple[nx.DiGraph, SearchResult]:
     """Search one problem from ``response`` (a wrong solution); returns the tree and the result."""
-    s = start_search(problem, response, config, model=generator.model_name, scorer=scorer, origin=origin)
+    s = start_search(problem, response, config, model=generator.model_name, scorer=scorer, origin=origin, cut=cut)
     run_searches([s], generator)
     return s.tree, s.result()
