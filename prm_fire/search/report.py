@@ -172,11 +172,11 @@ def flag_summary(arm: str, trees: Sequence[nx.DiGraph]) -> FlagSummary:
     """:func:`flag_positions` over one arm's trees, summarised."""
     scored, flags = 0, []
     for tree in trees:
-        n, positions = flag_positions(tree)
-        scored, flags = scored + n, flags + positions
-    shares = [i / n for i, n in flags] or [math.nan]
+        count, positions = flag_positions(tree)
+        scored, flags = scored + count, flags + positions
+    shares = [index / steps for index, steps in flags] or [math.nan]
     return FlagSummary(arm=arm, scored=scored, flagged=len(flags),
-                       median_steps=float(np.median([n for _, n in flags])) if flags else math.nan,
+                       median_steps=float(np.median([steps for _, steps in flags])) if flags else math.nan,
                        kept_share=tuple(float(q) for q in np.quantile(shares, [0.25, 0.5, 0.75])),
                        at_line={k: sum(i == k - 1 for i, _ in flags) for k in (1, 2)})
 
