@@ -214,6 +214,9 @@ def test_entropy_line_cut_searches_without_a_scorer_from_the_policys_least_sure_
     assert root_cut.point == "entropy" and root_cut.kept_steps == expected >= 1
     _check_tree(tree, result)
     assert trees_equal(load_tree(save_tree(tree, tmp_path / "entropy.json")), tree)
+    built = make_cut("entropy-line", generator=smollm2, model="smollm2-135m")  # as the CLI makes it
+    root = CutInput(text=FIRST_LINE_WRONG, steps=split_steps(FIRST_LINE_WRONG), problem=PROBLEM)
+    assert built.keep(root) == expected and built.entropy.model is smollm2.model
     two_lines = "a = 1\nb = 2"
     with pytest.raises(ValueError, match="needs the policy's weights"):
         make_cut("entropy-line").keep(CutInput(text=two_lines, steps=split_steps(two_lines), problem=PROBLEM))

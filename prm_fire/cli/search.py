@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     from prm_fire.generators import make_generator
     from prm_fire.prefixes import Prefix
     from prm_fire.prompts import build_messages
-    from prm_fire.search import run_searches, start_search
+    from prm_fire.search import make_cut, run_searches, start_search
     from prm_fire.tree import save_tree
     from prm_fire.view import write_html
 
@@ -151,12 +151,7 @@ def run(args: argparse.Namespace) -> int:
         from prm_models import make_prm
 
         scorer = make_prm(args.prm, options, generator=generator)
-    cut = None
-    if config.cut == "entropy-line" and config.strategy == "search":
-        from prm_fire.entropy import EntropyScorer
-        from prm_fire.search.cuts import make_cut
-
-        cut = make_cut(config.cut, entropy=EntropyScorer.for_generator(generator, args.model))
+    cut = make_cut(config.cut, generator=generator, model=args.model)  # a cut that reads the policy takes these
     s = start_search(problem, response, config, model=generator.model_name, scorer=scorer, origin=origin, cut=cut)
     run_searches([s], generator)
     result = s.result()

@@ -7,7 +7,7 @@ step (the answer is the one known error). ``line<k>`` keeps the first k-1 steps 
 the node is shorter). ``entropy-line`` needs no scorer and no reference: it keeps the steps before the
 line (2 or later) that holds the policy's most uncertain token (:mod:`prm_fire.entropy`). Further rules
 register in :data:`CUTS`; :func:`make_cut` hands them the shared ``resources`` their constructor names
-(``entropy-line`` takes ``entropy``, an :class:`~prm_fire.entropy.EntropyScorer`).
+(``entropy-line`` takes an ``entropy`` scorer, or the ``generator`` and ``model`` to build one).
 
 >>> from prm_fire.steps import split_steps
 >>> text = "a = 1\\nb = 2\\nc = 3\\nd = 4\\nSo 10."
@@ -86,20 +86,29 @@ class EntropyLineCut:
     """Keep the steps before the entropy-line: the line (2 or later) holding the token where the policy's
     next-token entropy over the node's full text peaks. Reads neither a scorer nor the reference; it costs
     one forward pass of the policy per node (prefill, not generated tokens). A one-step node is cut at
-    its start."""
+    its start.
+
+    Resources: ``entropy`` (an :class:`~prm_fire.entropy.EntropyScorer`), or the policy's ``generator``
+    and ``model`` name, from which one is built at the first cut (the HF backend's own weights, else a
+    transformers copy of ``model``).
+    """
 
     name = "entropy"
     needs_scores = False
 
-    def __init__(self, entropy: Any = None) -> None:
-        self.entropy = entropy
+    def __init__(self, entropy: Any = None, generator: Any = None, model: str | None = None) -> None:
+        self.entropy, self.generator, self.model = entropy, generator, model
 
     def keep(self, node: CutInput) -> int:
         if len(node.steps) < 2:
             return 0
+        if self.entropy is None and self.model is not None:
+            from prm_fire.entropy import EntropyScorer
+
+            self.entropy = EntropyScorer.for_generator(self.generator, self.model)
         if self.entropy is None or node.problem is None:
             raise ValueError("cut 'entropy-line' needs the policy's weights and the problem: "
-                             "make_cut('entropy-line', entropy=EntropyScorer.for_generator(generator, model))")
+                             "make_cut('entropy-line', generator=generator, model=model) or entropy=EntropyScorer")
         from prm_fire.prompts import build_messages
 
         return self.entropy.entropy_line(node.problem.id, build_messages(node.problem), node.text,
