@@ -2,8 +2,9 @@
 
 Insertion points: ``line1``, ``line2``, ``line3`` (generally ``line<k>``: keep the first k-1 steps
 verbatim, branch at the start of step k), ``prm`` (keep the steps before the first incorrect step
-located by a process reward model) and ``entropy`` (keep the steps before the line holding the
-policy's highest-entropy token, :mod:`prm_fire.entropy`: no reward model).
+located by a process reward model), ``entropy`` (keep the steps before the line holding the
+policy's highest-entropy token, :mod:`prm_fire.entropy`: no reward model) and ``oracle`` (keep the
+steps before a human-labelled first error, e.g. ProcessBench's label: the cut a perfect locator makes).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from prm_fire.steps import StepMode, split_steps
 
 _LINE = re.compile(r"line([1-9][0-9]*)")
+#: The points that cut before an indexed step, and what names the index in errors.
+_INDEXED = {"prm": "first-error", "entropy": "entropy-line", "oracle": "labelled first-error"}
 
 
 class PrefixError(ValueError):
@@ -27,26 +30,27 @@ class Prefix(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    point: str = Field(description="Insertion point: 'line<k>', 'prm' or 'entropy'.")
+    point: str = Field(description="Insertion point: 'line<k>', 'prm', 'entropy' or 'oracle'.")
     text: str = Field(description="response[:start of the first dropped step].")
     kept_steps: int = Field(ge=0, description="Number of steps kept verbatim.")
     step_mode: StepMode = "line"
     first_error_index: int | None = Field(default=None, description="PRM's first incorrect step (0-based), for 'prm'.")
     entropy_index: int | None = Field(default=None, description="The entropy-line's step (0-based), for 'entropy'.")
+    label_index: int | None = Field(default=None, description="The labelled first error (0-based), for 'oracle'.")
 
 
 def check_point(point: str) -> str:
     """Validate an insertion point name and return it.
 
-    >>> check_point("line2"), check_point("prm"), check_point("entropy")
-    ('line2', 'prm', 'entropy')
+    >>> check_point("line2"), check_point("prm"), check_point("entropy"), check_point("oracle")
+    ('line2', 'prm', 'entropy', 'oracle')
     >>> check_point("line0")
     Traceback (most recent call last):
     ...
-    prm_fire.prefixes.PrefixError: unknown insertion point 'line0': use line1, line2, ..., prm or entropy
+    prm_fire.prefixes.PrefixError: unknown insertion point 'line0': use line1, line2, ..., prm, entropy or oracle
     """
-    if point not in ("prm", "entropy") and not _LINE.fullmatch(point):
-        raise PrefixError(f"unknown insertion point {point!r}: use line1, line2, ..., prm or entropy")
+    if point not in _INDEXED and not _LINE.fullmatch(point):
+        raise PrefixError(f"unknown insertion point {point!r}: use line1, line2, ..., prm, entropy or oracle")
     return point
 
 
@@ -57,14 +61,15 @@ def build_prefix(
     step_mode: StepMode = "line",
     first_error_index: int | None = None,
     entropy_index: int | None = None,
+    label_index: int | None = None,
     problem_id: str = "?",
 ) -> Prefix:
     """Cut ``response`` at ``point``.
 
     ``line<k>`` keeps the first k-1 steps and needs the response to have at least k steps (step k is
     the one that gets replaced). ``prm`` keeps the steps before ``first_error_index`` (0-based),
-    ``entropy`` those before ``entropy_index``. An index that is given must name a step of the
-    response, whatever the point.
+    ``entropy`` those before ``entropy_index``, ``oracle`` those before ``label_index``. An index that
+    is given must name a step of the response, whatever the point.
 
     >>> r = "Let x = 2.\\nThen 2x = 4.\\nSo the answer is 4."
     >>> build_prefix(r, "line3").text
@@ -75,6 +80,8 @@ def build_prefix(
     1
     >>> build_prefix(r, "entropy", entropy_index=2).text
     'Let x = 2.\\nThen 2x = 4.\\n'
+    >>> build_prefix(r, "oracle", label_index=1).text
+    'Let x = 2.\\n'
     >>> build_prefix("One line only.", "line3", problem_id="builtin/1")
     Traceback (most recent call last):
     ...
@@ -83,16 +90,17 @@ def build_prefix(
     check_point(point)
     steps = split_steps(response, step_mode)
     unit = step_mode
-    for name, index in (("first-error", first_error_index), ("entropy-line", entropy_index)):
+    indices = {"prm": first_error_index, "entropy": entropy_index, "oracle": label_index}
+    for name, index in indices.items():
         if index is not None and not 0 <= index < len(steps):
-            raise PrefixError(
-                f"problem {problem_id!r}: {name} index {index} is outside the response's {len(steps)} {unit}s"
-            )
-    if point in ("prm", "entropy"):
-        keep = first_error_index if point == "prm" else entropy_index
+            raise PrefixError(f"problem {problem_id!r}: {_INDEXED[name]} index {index} is outside the "
+                              f"response's {len(steps)} {unit}s")
+    if point in _INDEXED:
+        keep = indices[point]
         if keep is None:
-            needed = "a first-error index" if point == "prm" else "an entropy-line index"
-            raise PrefixError(f"problem {problem_id!r}: insertion point {point} needs {needed} (none given)")
+            name = _INDEXED[point]
+            article = "an" if name[0] in "aeiou" else "a"
+            raise PrefixError(f"problem {problem_id!r}: insertion point {point} needs {article} {name} index (none given)")
     else:
         k = int(point[4:])
         if len(steps) < k:
@@ -103,4 +111,4 @@ def build_prefix(
         keep = k - 1
     text = response[: steps[keep].start]
     return Prefix(point=point, text=text, kept_steps=keep, step_mode=step_mode, first_error_index=first_error_index,
-                  entropy_index=entropy_index)
+                  entropy_index=entropy_index, label_index=label_index)

@@ -19,6 +19,7 @@ order, or on which other branches have already stopped.
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -89,6 +90,26 @@ def branch_seed(seed: int, index: int) -> int:
     True
     """
     return int(np.random.SeedSequence([seed, index]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def stream_seed(seed: int, item_id: str, purpose: str) -> int:
+    """The seed of one random stream, derived from (config seed, item id, purpose).
+
+    Every stream of an experiment has one purpose: an item's base response (``"base"``), its branch
+    sets at one insertion point (``"insertion/line1"``; FIRE and regular at that point share it on
+    purpose, so the two methods are paired), the rollouts of one prefix (``"rollout/3"``), one round
+    of a search (``"search/2"``). Different purposes give unrelated seeds, so no branch set replays a
+    base response by accident. Feed the result to a set's ``SamplingConfig.seed``; branch *i* then
+    draws from :func:`branch_seed` of it.
+
+    >>> stream_seed(0, "gsm8k/7", "base") == stream_seed(0, "gsm8k/7", "base")
+    True
+    >>> len({stream_seed(0, "gsm8k/7", "base"), stream_seed(0, "gsm8k/7", "insertion/line1"),
+    ...      stream_seed(0, "gsm8k/8", "base"), stream_seed(1, "gsm8k/7", "base")})
+    4
+    """
+    key = int.from_bytes(hashlib.sha256(f"{item_id}\0{purpose}".encode()).digest()[:16], "little")
+    return int(np.random.SeedSequence([seed, key]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
 def guard_vocab(logits: torch.Tensor, vocab_size: int) -> torch.Tensor:

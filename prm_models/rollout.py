@@ -31,8 +31,8 @@ Many responses are scored together with :meth:`RolloutPRM.score_many` / ``score_
 searches advance in rounds, and one :func:`prm_fire.branching.branch_many` call carries every prefix
 evaluation of a round (a wave of responses keeps the engine busy instead of m sequences at a time).
 
-Prefix *i* is rolled out with seed ``branch_seed(seed, i)``, so a step's rollouts are the same in
-both modes: binary mode's estimates equal linear mode's at the steps it evaluates.
+Prefix *i* of a problem is rolled out with its own stream ``stream_seed(seed, problem id, "rollout/i")``
+(never a base response's or a branch set's), so a step's rollouts are the same in both modes: binary mode's estimates equal linear mode's at the steps it evaluates.
 
 A problem without a gold answer raises :class:`~prm_models.gold.MissingGoldAnswerError` naming it,
 unless ``gold_data`` names a data folder: then ProcessBench-style problems (GSM8K/MATH test texts)
@@ -50,7 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from prm_fire.branching import BranchJob, BranchSet, branch_many
 from prm_fire.grader import extract_answer, grade
 from prm_fire.problems import Problem
-from prm_fire.sampling import SamplingConfig, branch_seed
+from prm_fire.sampling import SamplingConfig, stream_seed
 from prm_fire.steps import Step, StepMode, split_steps
 from prm_models import PRMS, StepScores
 from prm_models.gold import MissingGoldAnswerError, fill_gold_answer
@@ -90,7 +90,7 @@ class RolloutConfig(BaseModel):
         description="Binary mode: after the last step, evaluate the prefix through this step; if its estimate is 0, "
                     "stop (screened: the first error is at or before it) instead of locating the error.",
     )
-    seed: int = Field(default=0, ge=0, description="Prefix i rolls out with seed branch_seed(seed, i).")
+    seed: int = Field(default=0, ge=0, description="Prefix i of a problem rolls out with stream_seed(seed, problem id, 'rollout/i').")
     step_separator: str = Field(
         default="\n\n", description="How score() joins a step list into one response (ProcessBench: blank line)."
     )
@@ -99,14 +99,14 @@ class RolloutConfig(BaseModel):
     )
     grade_timeout: float = Field(default=5.0, gt=0, description="Seconds math-verify may take per grade.")
 
-    def sampling(self, step_index: int) -> SamplingConfig:
-        """Regular sampling for the rollouts of prefix ``step_index``."""
+    def sampling(self, step_index: int, item_id: str) -> SamplingConfig:
+        """Regular sampling for the rollouts of prefix ``step_index`` of problem ``item_id``."""
         return SamplingConfig(
             method="regular",
             temperature=self.temperature,
             top_p=self.top_p,
             max_new_tokens=self.max_new_tokens,
-            seed=branch_seed(self.seed, step_index),
+            seed=stream_seed(self.seed, item_id, f"rollout/{step_index}"),
         )
 
 
@@ -330,7 +330,7 @@ class _Search:
 
     def job(self, i: int) -> BranchJob:
         """The rollouts of prefix ``i``: m regular branches with that prefix's own seed."""
-        prefix, sampling = self.prefixes[i], self.cfg.sampling(i)
+        prefix, sampling = self.prefixes[i], self.cfg.sampling(i, self.problem.id)
         if i == self.n - 1:  # a finished response without a final answer: ask for the answer it reached
             prefix = self.response + ANSWER_CUE
             sampling = sampling.model_copy(update={"max_new_tokens": min(self.cfg.max_new_tokens, ANSWER_TOKENS)})

@@ -6,7 +6,7 @@ import pytest
 
 from prm_fire.problems import load_builtin
 from prm_fire.prompts import build_messages
-from prm_fire.sampling import SamplingConfig
+from prm_fire.sampling import SamplingConfig, stream_seed
 from prm_fire.steps import split_steps
 from prm_fire.search import SearchConfig, make_cut, run_searches, search, start_search
 from prm_fire.search.report import one_sample_rounds
@@ -90,7 +90,7 @@ def test_best_of_n_samples_from_scratch_with_a_new_seed_each_set(smollm2):
     assert prefixes == ["r0/scratch0", "r0/scratch1"]
     assert all(tree.nodes[p]["data"].prefix.text == "" for p in prefixes)
     seeds = {tree.nodes[c]["data"].sampling.seed for p in prefixes for c in tree.successors(p)}
-    assert seeds == {0, 1}
+    assert seeds == {stream_seed(0, PROBLEM.id, "search/0"), stream_seed(0, PROBLEM.id, "search/1")}
     per_sample = one_sample_rounds(result, tree)  # the same samples, one per round
     assert [r.sequences for r in per_sample.rounds] == [1, 1, 1, 1] and per_sample.first_correct is None
     assert per_sample.tokens_spent == result.tokens_spent == sum(r.generated_tokens for r in per_sample.rounds)

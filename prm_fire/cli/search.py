@@ -50,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--max-new-tokens", type=field_value(SamplingConfig, "max_new_tokens", method="regular"),
                      default=512)
     gen.add_argument("--seed", type=field_value(SamplingConfig, "seed", method="regular"), default=d.seed,
-                     help="expansion k uses seed + k")
+                     help="expansion k of the problem draws from stream_seed(seed, problem id, 'search/k')")
     gen.add_argument("--hot-temperature", type=field_value(FireConfig, "temperature"), default=f.temperature)
     gen.add_argument("--hot-top-k", type=field_value(FireConfig, "top_k"), default=f.top_k)
     s.add_argument("--out", type=Path, default=Path("out/search.json"),

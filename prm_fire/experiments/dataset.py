@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import random
 import time
-import zlib
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,7 +32,7 @@ from prm_fire.journal import append_journal, read_journal
 from prm_fire.problems import Problem, load_problems
 from prm_fire.prompts import build_messages
 from prm_fire.records import BranchRequest
-from prm_fire.sampling import branch_seed
+from prm_fire.sampling import stream_seed
 from prm_fire.steps import Step, split_steps
 
 
@@ -70,9 +69,10 @@ class Attempt(BaseModel):
                                                                "before items were stored here: see dataset.jsonl).")
 
 
-def item_seed(seed: int, item_id: str) -> int:
-    """The seed of one problem's sampling: independent of the other problems and of run order."""
-    return branch_seed(seed, zlib.crc32(item_id.encode()))
+def base_seed(seed: int, item_id: str) -> int:
+    """The seed of one problem's base response: its own stream (purpose ``"base"``), independent of the
+    other problems, of run order and of every branch set grown from the response."""
+    return stream_seed(seed, item_id, "base")
 
 
 def solution_lines(problem: Problem) -> int:
@@ -163,7 +163,7 @@ def sample_wave(config: ExperimentConfig, problems: list[Problem], resources: Re
     together, one :class:`Attempt` line per problem (appended in problem order)."""
     start = time.perf_counter()
     generator = resources.generator
-    samplings = [config.base_sampling.model_copy(update={"seed": item_seed(config.base_sampling.seed, p.id)})
+    samplings = [config.base_sampling.model_copy(update={"seed": base_seed(config.base_sampling.seed, p.id)})
                  for p in problems]
     requests = [BranchRequest(prompt_ids=generator.encode(build_messages(p), ""), n=1, sampling=s)
                 for p, s in zip(problems, samplings)]

@@ -3,7 +3,7 @@
 The branch sets of many items, points and methods go to the generator in one call
 (:func:`branch_items`). Per (item, method) one line of ``insertion/<point>.jsonl`` (n, correct,
 answers, first tokens), and every branch set in the item's tree ``trees/<item>.json`` (problem -> response with PRM scores ->
-prefix -> branches). A rerun skips what the journal holds; seeds derive from (seed, item id), so a
+prefix -> branches). A rerun skips what the journal holds; seeds derive from (seed, item id, point), so a
 killed and resumed run gives the same numbers as an uninterrupted one. The entropy-line point's cut
 comes from ``entropy.jsonl`` (one line per item, computed once by the policy's forward pass).
 """
@@ -20,13 +20,13 @@ from tqdm.auto import tqdm
 
 from prm_fire.branching import BranchJob, BranchSet, branch_many
 from prm_fire.experiments.config import ExperimentConfig
-from prm_fire.experiments.dataset import DatasetItem, item_seed, read_items, waves
+from prm_fire.experiments.dataset import DatasetItem, read_items, waves
 from prm_fire.experiments.resources import Resources
 from prm_fire.entropy import EntropyLine
 from prm_fire.journal import append_journal, read_journal
 from prm_fire.prompts import build_messages
 from prm_fire.prefixes import build_prefix
-from prm_fire.sampling import Method
+from prm_fire.sampling import Method, stream_seed
 from prm_fire.tree import add_branch_set, add_response, load_tree, new_tree, save_tree
 
 
@@ -45,6 +45,12 @@ class InsertionResult(BaseModel):
     first_tokens: list[str]
     tokens: int
     seconds: float
+
+
+def insertion_seed(seed: int, item_id: str, point: str) -> int:
+    """The seed of an item's branch sets at ``point``: one stream per (item, point), shared by FIRE and
+    regular on purpose (paired methods), never the base response's stream."""
+    return stream_seed(seed, item_id, f"insertion/{point}")
 
 
 def journal_path(config: ExperimentConfig, point: str) -> Path:
@@ -127,7 +133,7 @@ def branch_items(
                               first_error_index=item.first_error_index, problem_id=item.problem.id,
                               entropy_index=cuts[item.problem.id].step_index if point == "entropy" else None)
         jobs.append(BranchJob(problem=item.problem, prefix=prefix, n=spec.n,
-                              sampling=spec.sampling_for(method, item_seed(spec.sampling.seed, item.problem.id))))
+                              sampling=spec.sampling_for(method, insertion_seed(spec.sampling.seed, item.problem.id, point))))
     sets = branch_many(jobs, generator=resources.generator)
     share = round((time.perf_counter() - start) / len(jobs), 2)
     results = []
@@ -153,8 +159,12 @@ def run_insertion(
     progress: bool = True,
 ) -> list[InsertionResult]:
     """Branch every item at ``point`` with each method (default: the config's), ``config.wave_size``
-    items per generator call; resume; return all results of that point."""
-    items = items if items is not None else read_items(config)
+    items per generator call; resume; return all results of that point.
+
+    ``items`` defaults to the table's items: the run's kept items, cut to ``insertion.items`` if set
+    (the size the power plan fixed; later kept items are not branched again by this stage).
+    """
+    items = items if items is not None else read_items(config)[: config.insertion.items]
     resources = resources or Resources(config)
     for wave in tqdm(waves(items, config.wave_size), desc=f"insertion {point}", unit="wave", disable=not progress):
         branch_items(config, wave, [point], methods, resources=resources)

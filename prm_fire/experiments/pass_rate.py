@@ -13,7 +13,7 @@ keeps nothing of the response, so regular branches there are fresh samples of th
 problems whose sample 0 (the stage-1 response) is wrong, the unbiased pass@k of samples 1.. is that
 cell's expected value (k = min(10, samples - 1)).
 
-Sample 0 of a problem uses the seed :func:`prm_fire.experiments.dataset.item_seed` gives it, so it is
+Sample 0 of a problem uses the seed :func:`prm_fire.experiments.dataset.base_seed` gives it, so it is
 the very response stage 1 would sample for that problem. Results go to ``pass_rate.jsonl`` (one line
 per problem, resumable) and ``pass_rate.md``/``pass_rate.json`` in the run folder.
 """
@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from tqdm.auto import tqdm
 
 from prm_fire.experiments.config import ExperimentConfig
-from prm_fire.experiments.dataset import item_seed, select_problems, solution_lines, waves
+from prm_fire.experiments.dataset import base_seed, select_problems, solution_lines, waves
 from prm_fire.experiments.resources import Resources
 from prm_fire.grader import grade
 from prm_fire.journal import append_journal, read_journal
@@ -106,7 +106,7 @@ def measure_pass_rate(
             generator = resources.generator
             requests = [BranchRequest(
                 prompt_ids=generator.encode(build_messages(p), ""), n=samples,
-                sampling=config.base_sampling.model_copy(update={"seed": item_seed(config.base_sampling.seed, p.id)}))
+                sampling=config.base_sampling.model_copy(update={"seed": base_seed(config.base_sampling.seed, p.id)}))
                 for p in wave]
             answered = generator.branch_many(requests)
             share = round((time.perf_counter() - start) / len(wave), 2)

@@ -25,6 +25,7 @@ from prm_fire.grader import grade
 from prm_fire.prefixes import Prefix
 from prm_fire.problems import Problem
 from prm_fire.records import BranchSet
+from prm_fire.sampling import stream_seed
 from prm_fire.search.config import SearchConfig
 from prm_fire.search.cuts import Cut, CutInput, make_cut
 from prm_fire.search.records import FirstCorrect, RoundRecord, SearchResult
@@ -123,7 +124,8 @@ class Search:
     def _sampling(self):
         k = self._expansions
         self._expansions += 1
-        return self.config.sampling.model_copy(update={"seed": self.config.sampling.seed + k})
+        seed = stream_seed(self.config.sampling.seed, self.problem.id, f"search/{k}")
+        return self.config.sampling.model_copy(update={"seed": seed})
 
     def next_jobs(self, fits: Callable[[BranchJob], bool] | None = None) -> list[BranchJob]:
         """The branch sets of the next round (none once the search is done).
