@@ -6,6 +6,11 @@ of per-item pass@10 values (resampling items keeps an item's values together), c
 paper's own value of the same contrast. The verdict is mechanical: *reproduced* when the 95% interval
 lies above zero (the paper's direction: all its contrasts are positive), *contradicted* when it lies
 below, *not resolved* otherwise; and whether the interval rules out the paper's size.
+
+A run with an oracle-line (the cut at a human-labelled first error, ``cpu-oracle``) also tests the
+third claim with that cut in place of the PRM's (the paper's PRM-line values stand for it: the paper's
+claim is about cutting at the first error), and contrasts the oracle-line with the PRM-line on the same
+items: what the locator's misplacements cost. That contrast has no paper value.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ class Claim(BaseModel):
     claim: str = Field(description="The paper's claim this contrast tests.")
     contrast: str = Field(description="What is subtracted from what, e.g. 'FIRE - regular at 1st-line'.")
     difference: Interval = Field(description="Mean over items (a fraction) with its 95% bootstrap interval.")
-    paper: float = Field(description="The same contrast in the paper's Table 5 (a fraction).")
+    paper: float | None = Field(description="The same contrast in the paper's Table 5 (a fraction); None: the "
+                                            "paper has no such cut.")
 
     @computed_field
     @property
@@ -44,7 +50,7 @@ class Claim(BaseModel):
     @property
     def rules_out_paper(self) -> bool:
         """The paper's value lies outside the interval."""
-        return not self.difference.low <= self.paper <= self.difference.high
+        return self.paper is not None and not self.difference.low <= self.paper <= self.difference.high
 
 
 def _contrast(values: PointMetrics, metric: str, terms: list[tuple[float, str, Method]]) -> Interval | None:
@@ -58,10 +64,11 @@ def _contrast(values: PointMetrics, metric: str, terms: list[tuple[float, str, M
 def paper_claims(values: PointMetrics, paper: dict[tuple[Method, str], float],
                  titles: Callable[[str], str]) -> list[Claim]:
     """The three claims of Table 5 on pass@10 (the paper's metric), for the points ``values`` holds
-    (``paper`` in percent)."""
+    (``paper`` in percent); with an oracle-line, the third claim at that cut and oracle minus PRM-line."""
     metric = "pass@10"
     gain = lambda p: [(1.0, p, "fire"), (-1.0, p, "regular")]  # noqa: E731
-    paper_value = lambda terms: sum(sign * paper[(m, p)] for sign, p, m in terms) / 100  # noqa: E731
+    as_paper = {"oracle": "prm"}  # the paper's PRM-line stands for the cut at the first error
+    paper_value = lambda terms: sum(sign * paper[(m, as_paper.get(p, p))] for sign, p, m in terms) / 100  # noqa: E731
     specs = [("FIRE raises pass@10 at the 1st line", f"FIRE - regular at {titles('line1')}", gain("line1"))]
     for later in ("line2", "line3"):
         specs.append(("FIRE's gain shrinks once the cut keeps lines",
@@ -71,10 +78,17 @@ def paper_claims(values: PointMetrics, paper: dict[tuple[Method, str], float],
         for line in ("line1", "line2", "line3"):
             specs.append(("The PRM-line beats lines 1-3", f"{method}: {titles('prm')} - {titles(line)}",
                           [(1.0, "prm", method), (-1.0, line, method)]))
+    for method in ("regular", "fire"):
+        for line in ("line1", "line2", "line3"):
+            specs.append(("Cutting at the labelled first error beats lines 1-3",
+                          f"{method}: {titles('oracle')} - {titles(line)}", [(1.0, "oracle", method), (-1.0, line, method)]))
+        specs.append(("Where the locator cuts matters (no paper value)", f"{method}: {titles('oracle')} - {titles('prm')}",
+                      [(1.0, "oracle", method), (-1.0, "prm", method)]))
     claims = []
     for claim, contrast, terms in specs:
         if (difference := _contrast(values, metric, terms)) is not None:
-            claims.append(Claim(claim=claim, contrast=contrast, difference=difference, paper=paper_value(terms)))
+            value = None if {p for _, p, _ in terms} == {"oracle", "prm"} else paper_value(terms)
+            claims.append(Claim(claim=claim, contrast=contrast, difference=difference, paper=value))
     return claims
 
 
@@ -87,6 +101,7 @@ def render_claims(claims: list[Claim]) -> list[str]:
     for c in claims:
         d = c.difference
         verdict = c.verdict + ("; rules out the paper's size" if c.rules_out_paper else "")
+        paper = "–" if c.paper is None else f"{100 * c.paper:+.1f}"
         lines.append(f"| {c.claim} | {c.contrast} | {100 * d.mean:+.1f} [{100 * d.low:+.1f}, {100 * d.high:+.1f}] "
-                     f"| {100 * c.paper:+.1f} | {verdict} |")
+                     f"| {paper} | {verdict} |")
     return lines

@@ -10,7 +10,7 @@ from __future__ import annotations
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -25,17 +25,46 @@ class _Strict(BaseModel):
 
 
 class DataSpec(_Strict):
-    """Which problems get a base response."""
+    """Which problems get a base response, or (``source = "processbench"``) which given solutions are cut."""
 
-    path: str = Field(description="Data file (MATH JSONL ...); relative paths are from the working directory.")
+    source: Literal["problems", "processbench"] = Field(
+        default="problems",
+        description="'problems': a problem file; the policy samples each base response. 'processbench': "
+                    "ProcessBench's labelled solutions (written by other models) are the base responses, "
+                    "their paragraphs the steps and their label the oracle-line's first error.")
+    path: str = Field(description="Data file (MATH JSONL, ProcessBench JSON ...); relative paths are from the "
+                                  "working directory.")
     levels: list[int] | None = Field(default=None, description="Keep these MATH levels; None keeps all.")
     subjects: list[str] | None = Field(default=None, description="Keep these subjects (MATH 'type'); None keeps all.")
     min_solution_lines: int | None = Field(
         default=None, ge=1,
         description="Keep problems whose reference solution has at least this many non-blank lines (a "
                     "difficulty feature for data without levels, such as GSM8K); None keeps all.")
+    min_label: int | None = Field(
+        default=None, ge=0,
+        description="ProcessBench: keep solutions whose labelled first error is at this 0-based paragraph or "
+                    "later (3 = paragraph 4); None keeps every labelled-erroneous solution.")
+    reference_data: str | None = Field(
+        default=None,
+        description="ProcessBench: the folder holding gsm8k/test.jsonl and math/test.jsonl, where each "
+                    "problem's gold answer and worked solution are looked up.")
     limit: int | None = Field(default=None, ge=1, description="At most this many problems (after shuffling).")
     seed: int = Field(default=0, description="Shuffle seed for choosing the subset.")
+
+    @model_validator(mode="after")
+    def _fields_of_the_source(self) -> DataSpec:
+        if self.source == "processbench":
+            if self.reference_data is None:
+                raise ValueError("source 'processbench' needs reference_data (the folder with gsm8k/test.jsonl "
+                                 "and math/test.jsonl) for the problems' gold answers")
+            given = [f for f in ("levels", "subjects", "min_solution_lines") if getattr(self, f) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)}: only for source 'problems' (use min_label with ProcessBench)")
+        else:
+            given = [f for f in ("min_label", "reference_data") if getattr(self, f) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)}: only for source 'processbench'")
+        return self
 
 
 class PRMSpec(_Strict):
@@ -54,6 +83,10 @@ class FilterSpec(_Strict):
         default=3, ge=0, description="Keep responses whose first error is at this 0-based step or later (3 = line 4)."
     )
     require_first_error: bool = Field(default=True, description="Drop responses where the PRM finds no error.")
+    require_final_answer: bool = Field(
+        default=False,
+        description="Drop responses that state no final answer (e.g. cut at base_sampling.max_new_tokens): "
+                    "their 'wrong answer' is a truncation, not a mistake.")
 
 
 class InsertionSpec(_Strict):
@@ -119,6 +152,12 @@ class ExperimentConfig(_Strict):
         if "prm" in self.insertion.points and not self.filter.require_first_error:
             raise ValueError("insertion point 'prm' cuts at the PRM's first error, so filter.require_first_error "
                              "must be true (or drop 'prm' from insertion.points)")
+        if "oracle" in self.insertion.points and self.data.source != "processbench":
+            raise ValueError("insertion point 'oracle' cuts at a labelled first error, so data.source must be "
+                             "'processbench' (or drop 'oracle' from insertion.points)")
+        if self.data.source == "processbench" and self.step_mode != "paragraph":
+            raise ValueError("data.source 'processbench' gives solutions as paragraphs, so step_mode must be "
+                             "'paragraph'")
         return self
 
     @property

@@ -9,6 +9,10 @@ config field: sample one response per problem; keep it if its final answer is wr
 Problems go in waves of ``config.wave_size``: one generator call samples the wave's base responses,
 and the PRM scores the wave's responses together (the rollout PRM batches each search round).
 
+With ``data.source = "processbench"`` nothing is sampled: ProcessBench's solutions (written by other,
+mostly larger models) are the base responses, their paragraphs the steps, and their human label is
+kept beside the PRM's verdict (``label_index``, the oracle-line's cut).
+
 Every problem tried is **one** line of ``attempts.jsonl``: kept or why not, and the kept item itself.
 That line is the only record of the problem, so no kill can leave it counted twice or half-written;
 ``dataset.jsonl`` (the kept items alone) is rewritten from it after every wave, as a convenience
@@ -29,7 +33,7 @@ from prm_fire.experiments.config import DataSpec, ExperimentConfig
 from prm_fire.experiments.resources import Resources
 from prm_fire.grader import Grade, grade
 from prm_fire.journal import append_journal, read_journal
-from prm_fire.problems import Problem, load_problems
+from prm_fire.problems import Problem, ProcessBenchItem, load_problems, load_processbench
 from prm_fire.prompts import build_messages
 from prm_fire.records import BranchRequest
 from prm_fire.sampling import stream_seed
@@ -49,6 +53,10 @@ class DatasetItem(BaseModel):
     step_scores: list[float]
     first_error_index: int | None
     step_reasons: list[list[str]] | None = None  # per step, the rules a checker fired (reference, symbolic)
+    label_index: int | None = Field(default=None, description="The human-labelled first error (ProcessBench), "
+                                                              "if the response came with one.")
+    author: str | None = Field(default=None, description="The model that wrote a given response (ProcessBench's "
+                                                         "generator); None: sampled from the run's policy.")
 
 
 class Attempt(BaseModel):
@@ -80,9 +88,27 @@ def solution_lines(problem: Problem) -> int:
     return sum(bool(line.strip()) for line in (problem.solution or "").splitlines())
 
 
+def given_solutions(spec: DataSpec) -> dict[str, ProcessBenchItem]:
+    """ProcessBench's labelled-erroneous solutions of ``spec.path`` whose label is ``min_label`` or later,
+    by problem id, each problem with the gold answer and worked solution of its test-file twin."""
+    from prm_models.gold import find_reference
+
+    assert spec.source == "processbench" and spec.reference_data is not None
+    return {item.problem.id: item.model_copy(update={"problem": find_reference(item.problem, spec.reference_data)})
+            for item in load_processbench(spec.path)
+            if item.label >= max(spec.min_label or 0, 0)}
+
+
 def select_problems(spec: DataSpec) -> list[Problem]:
-    """The problems of ``spec.path`` at the chosen levels/subjects/solution length, shuffled by
-    ``spec.seed``, cut to ``limit``."""
+    """The problems of ``spec.path`` at the chosen levels/subjects/solution length (or, for ProcessBench,
+    those whose solution's label is ``min_label`` or later), shuffled by ``spec.seed``, cut to ``limit``."""
+    if spec.source == "processbench":
+        problems = [item.problem for item in given_solutions(spec).values()]
+        if not problems:
+            raise ValueError(f"{spec.path}: no solution has a labelled first error at paragraph index "
+                             f">= {spec.min_label}")
+        random.Random(spec.seed).shuffle(problems)
+        return problems[: spec.limit]
     problems = [
         p for p in load_problems(spec.path)
         if p.answer is not None
@@ -97,13 +123,15 @@ def select_problems(spec: DataSpec) -> list[Problem]:
     return problems[: spec.limit]
 
 
-def _verdict(config: ExperimentConfig, correct: bool, steps: int, first_error: int | None,
+def _verdict(config: ExperimentConfig, verdict: Grade, steps: int, first_error: int | None,
              screened_at: int | None = None) -> tuple[bool, str]:
-    f = config.filter
+    f, correct = config.filter, verdict.correct
     needed = max([int(p[4:]) for p in config.insertion.points if p.startswith("line")]
                  + [2] * ("entropy" in config.insertion.points), default=0)  # entropy-line: a line 2 or later
     if f.require_wrong_answer and correct:
         return False, "final answer correct"
+    if f.require_final_answer and verdict.predicted is None:
+        return False, "no final answer"
     if steps < needed:
         return False, f"response has {steps} {config.step_mode}s, insertion points need {needed}"
     if screened_at is not None:  # the rollout PRM's screen: the error is located no further
@@ -159,17 +187,30 @@ def _score_all(scorer: Any, problems: list[Problem], steps: list[list[str]]) -> 
 
 
 def sample_wave(config: ExperimentConfig, problems: list[Problem], resources: Resources) -> list[Attempt]:
-    """Stage 1 for one wave: base responses in one generator call, the PRM on the wave's candidates
-    together, one :class:`Attempt` line per problem (appended in problem order)."""
+    """Stage 1 for one wave: base responses in one generator call (or ProcessBench's given ones), the
+    PRM on the wave's candidates together, one :class:`Attempt` line per problem (appended in problem
+    order)."""
     start = time.perf_counter()
-    generator = resources.generator
-    samplings = [config.base_sampling.model_copy(update={"seed": base_seed(config.base_sampling.seed, p.id)})
-                 for p in problems]
-    requests = [BranchRequest(prompt_ids=generator.encode(build_messages(p), ""), n=1, sampling=s)
-                for p, s in zip(problems, samplings)]
-    raws = [branches[0] for branches in generator.branch_many(requests)]
-    verdicts = [grade(raw.text, p.answer) for p, raw in zip(problems, raws)]
-    steps = [split_steps(raw.text, config.step_mode) for raw in raws]
+    if config.data.source == "processbench":
+        given = given_solutions(config.data)
+        texts, tokens = ["\n\n".join(given[p.id].steps) for p in problems], [0] * len(problems)
+        labels, authors = [given[p.id].label for p in problems], [given[p.id].generator for p in problems]
+    else:
+        generator = resources.generator
+        samplings = [config.base_sampling.model_copy(update={"seed": base_seed(config.base_sampling.seed, p.id)})
+                     for p in problems]
+        requests = [BranchRequest(prompt_ids=generator.encode(build_messages(p), ""), n=1, sampling=s)
+                    for p, s in zip(problems, samplings)]
+        raws = [branches[0] for branches in generator.branch_many(requests)]
+        texts, tokens = [raw.text for raw in raws], [len(raw.token_ids) for raw in raws]
+        labels, authors = [None] * len(problems), [None] * len(problems)
+    verdicts = [grade(text, p.answer) for p, text in zip(problems, texts)]
+    steps = [split_steps(text, config.step_mode) for text in texts]
+    if config.data.source == "processbench":  # a label indexes ProcessBench's own paragraphs
+        for p, mine in zip(problems, steps):
+            if len(mine) != len(given[p.id].steps):
+                raise ValueError(f"{config.data.path}: solution {p.id!r} splits into {len(mine)} paragraphs, "
+                                 f"ProcessBench lists {len(given[p.id].steps)} (a blank step?)")
     asked = [j for j, (v, st) in enumerate(zip(verdicts, steps))
              if st and not (config.filter.require_wrong_answer and v.correct)]
     scored = _score_all(resources.scorer, [problems[j] for j in asked], [[x.text for x in steps[j]] for j in asked]) \
@@ -181,15 +222,15 @@ def sample_wave(config: ExperimentConfig, problems: list[Problem], resources: Re
         sc = scores.get(j)
         screened_at = sc.first_zero_index if getattr(sc, "screened", False) else None
         first_error = sc.first_error_index if sc is not None and screened_at is None else None
-        kept, reason = (_verdict(config, verdicts[j].correct, len(steps[j]), first_error, screened_at) if steps[j]
+        kept, reason = (_verdict(config, verdicts[j], len(steps[j]), first_error, screened_at) if steps[j]
                         else (False, "empty response"))
-        item = DatasetItem(problem=problem, response=raws[j].text, steps=steps[j], grade=verdicts[j],
+        item = DatasetItem(problem=problem, response=texts[j], steps=steps[j], grade=verdicts[j],
                            prm=config.prm.name, step_scores=sc.scores, first_error_index=first_error,
-                           step_reasons=getattr(sc, "reasons", None)) \
+                           step_reasons=getattr(sc, "reasons", None), label_index=labels[j], author=authors[j]) \
             if kept and sc is not None else None
         attempts.append(Attempt(
             problem_id=problem.id, kept=item is not None, reason=reason, correct=verdicts[j].correct,
-            first_error_index=first_error, steps=len(steps[j]), tokens=len(raws[j].token_ids),
+            first_error_index=first_error, steps=len(steps[j]), tokens=tokens[j],
             prm_tokens=0 if sc is None else getattr(sc, "tokens_generated", None), seconds=share, item=item))
     for attempt in attempts:
         append_journal(config.run_dir / "attempts.jsonl", attempt)

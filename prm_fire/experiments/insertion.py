@@ -85,7 +85,8 @@ def _item_tree(config: ExperimentConfig, item: DatasetItem) -> nx.DiGraph:
     if path.exists():
         return load_tree(path)
     tree = new_tree(item.problem)
-    add_response(tree, item.response, origin=f"sampled:{config.model}", step_mode=config.step_mode, grade=item.grade,
+    origin = f"processbench:{item.author}" if item.author else f"sampled:{config.model}"
+    add_response(tree, item.response, origin=origin, step_mode=config.step_mode, grade=item.grade,
                  prm=item.prm, step_scores=item.step_scores, first_error_index=item.first_error_index,
                  step_reasons=item.step_reasons)
     return tree
@@ -131,7 +132,8 @@ def branch_items(
     for item, point, method in wanted:
         prefix = build_prefix(item.response, point, step_mode=config.step_mode,
                               first_error_index=item.first_error_index, problem_id=item.problem.id,
-                              entropy_index=cuts[item.problem.id].step_index if point == "entropy" else None)
+                              entropy_index=cuts[item.problem.id].step_index if point == "entropy" else None,
+                              label_index=item.label_index if point == "oracle" else None)
         jobs.append(BranchJob(problem=item.problem, prefix=prefix, n=spec.n,
                               sampling=spec.sampling_for(method, insertion_seed(spec.sampling.seed, item.problem.id, point))))
     sets = branch_many(jobs, generator=resources.generator)

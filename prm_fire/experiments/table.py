@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from prm_fire.experiments.claims import Claim, paper_claims, render_claims
 from prm_fire.experiments.config import ExperimentConfig
-from prm_fire.experiments.dataset import Attempt
+from prm_fire.experiments.dataset import Attempt, read_items
+from prm_fire.experiments.located import LocatedGroup, located_groups, render_groups
 from prm_fire.experiments.insertion import InsertionResult, journal_path
 from prm_fire.journal import read_journal
 from prm_fire.grader import answers_equivalent
@@ -27,7 +28,7 @@ PAPER_TABLE5: dict[tuple[Method, str], float] = {
     ("regular", "line1"): 46.07, ("regular", "line2"): 74.36, ("regular", "line3"): 74.77, ("regular", "prm"): 75.73,
     ("fire", "line1"): 64.59, ("fire", "line2"): 74.96, ("fire", "line3"): 75.92, ("fire", "prm"): 78.21,
 }
-POINT_TITLES = {"line1": "1st-line", "line2": "2nd-line", "line3": "3rd-line", "prm": "PRM-line",
+POINT_TITLES = {"line1": "1st-line", "line2": "2nd-line", "line3": "3rd-line", "prm": "PRM-line", "oracle": "Oracle-line",
                 "entropy": "Entropy-line"}
 METHOD_TITLES = {"regular": "Regular", "fire": "FIRE"}
 
@@ -85,6 +86,16 @@ class RunStats(BaseModel):
         return round(self.seconds / self.kept, 1) if self.kept else None
 
 
+class AnsweredClaims(BaseModel):
+    """The claims recomputed on the items whose base response has a final answer."""
+
+    model_config = ConfigDict(frozen=True)
+
+    items: int = Field(description="Items whose base response states a final answer.")
+    of: int = Field(description="Items of the table.")
+    claims: list[Claim]
+
+
 class Table5(BaseModel):
     """The aggregate of a run."""
 
@@ -94,6 +105,12 @@ class Table5(BaseModel):
     cells: list[Cell]
     differences: list[PairedDifference] = Field(default_factory=list)
     claims: list[Claim] = Field(default_factory=list, description="The paper's claims as paired pass@10 contrasts.")
+    answered: AnsweredClaims | None = Field(
+        default=None, description="The claims again on the items whose base response states a final answer "
+                                  "(only when some does not: a response cut at its token budget).")
+    located: list[LocatedGroup] = Field(
+        default_factory=list, description="With an oracle-line: the PRM-line's cells split by where its flag "
+                                          "fell against the labelled first error.")
     stats: RunStats | None = None
 
     def cell(self, method: Method, point: str) -> Cell | None:
@@ -181,9 +198,18 @@ def aggregate(config: ExperimentConfig, *, allow_unequal: bool = False) -> Table
             ))
     if not allow_unequal:
         check_equal_items(items)
-    claims = paper_claims(by_point, PAPER_TABLE5, lambda p: point_title(config, p)) if 10 in config.insertion.ks else []
-    return Table5(config=config, cells=cells, differences=differences, claims=claims,
-                  stats=run_stats(attempts, sets, cap))
+    titles = lambda p: point_title(config, p)  # noqa: E731
+    claims = paper_claims(by_point, PAPER_TABLE5, titles) if 10 in config.insertion.ks else []
+    branched = {i for ids in items.values() for i in ids}
+    kept = [i for i in read_items(config) if i.problem.id in branched]
+    answered = None
+    if claims and (with_answer := {i.problem.id for i in kept if i.grade.predicted is not None}) != branched:
+        subset = {p: {key: v for key, v in m.items() if key[0] in with_answer} for p, m in by_point.items()}
+        answered = AnsweredClaims(items=len(with_answer), of=len(branched),
+                                  claims=paper_claims(subset, PAPER_TABLE5, titles))
+    metric = f"pass@{max(config.insertion.ks)}"
+    return Table5(config=config, cells=cells, differences=differences, claims=claims, answered=answered,
+                  located=located_groups(kept, by_point, metric), stats=run_stats(attempts, sets, cap))
 
 
 def _item_metrics(result: InsertionResult, ks: list[int]) -> dict[str, float]:
@@ -255,6 +281,14 @@ def render_markdown(table: Table5) -> str:
             lines.append(f"| {metric} | " + " | ".join(row) + " |")
     if table.claims:
         lines += [""] + render_claims(table.claims)
+    if (a := table.answered) is not None:
+        lines += ["", f"The same claims on the {a.items} of {a.of} items whose base response states a final answer "
+                  f"the grader reads (the other {a.of - a.items} state none; a sampled response without one was cut at its "
+                  "token budget, wrong by truncation rather than by a mistake):", ""]
+        lines += render_claims(a.claims)[2:]
+    if table.located:
+        lines += [""] + render_groups(table.located, f"pass@{max(table.config.insertion.ks)}",
+                                      point_title(table.config, "prm"))
     lines += ["", "Items per cell: " + ", ".join(f"{c.method}/{c.point} {c.items}" for c in table.cells)]
     if (st := table.stats) is not None and st.items_cap is not None:
         held = (f"the run holds {st.kept_in_run} kept items; those past the first {st.items_cap} are left out here"
