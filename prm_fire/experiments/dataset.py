@@ -84,7 +84,8 @@ def base_seed(seed: int, item_id: str) -> int:
 
 
 def solution_lines(problem: Problem) -> int:
-    """Non-blank lines of the problem's reference solution (0 without one); GSM8K's count its '#### answer'."""
+    """Non-blank lines of the problem's reference solution (0 without one); GSM8K's '#### answer' line is
+    not part of it (the loader moves it to ``answer``)."""
     return sum(bool(line.strip()) for line in (problem.solution or "").splitlines())
 
 
