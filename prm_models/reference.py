@@ -22,8 +22,8 @@ Rules, each recorded by name in ``reasons`` where it fires (designed from GSM8K/
    matches another when equal, or equal after rounding to the decimals written.
 3. ``wrong-answer`` -- the solution's final answer (last ``\\boxed{}`` / ``####``, else the last number
    of the last step) differs from the reference answer and rules 1-2 flagged nothing: the first step
-   that writes the wrong answer (else the last step) is flagged, and the item is marked ``decided =
-   False`` (a guess a combination may overrule).
+   that writes the wrong answer (a number compared as a number, :func:`writes_answer`; else the last
+   step) is flagged, and the item is marked ``decided = False`` (a guess a combination may overrule).
 
 The **answer gate** (``answer_gate``, default on): when the final answer equals the reference answer,
 only rule 1 applies (a solution that reaches the reference answer by another route writes values the
@@ -300,6 +300,41 @@ def _final_answer(steps: list[str]) -> str | None:
     return numbers[-1].text.rstrip("%").strip() if numbers else None
 
 
+def _as_number(answer: str) -> Fraction | None:
+    """``answer`` as a number when it is one (``$1,200``, ``-3``, ``2.50``, ``25\\%``), else None.
+
+    >>> _as_number("$1,200"), _as_number("-2.5"), _as_number("\\frac{1}{2}")
+    (Fraction(1200, 1), Fraction(-5, 2), None)
+    """
+    text = re.sub(r"^(?:\\\$|\$)|(?:\\%|%)$", "", answer.strip()).replace(",", "").strip()
+    try:
+        return Fraction(text) if re.fullmatch(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)", text) else None
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def writes_answer(step: str, answer: str) -> bool:
+    """Whether ``step`` writes ``answer``: a number as a number of the step (``1`` is not written by
+    ``15``, nor by a list marker ``1.``; a negative one with its minus sign attached), anything else as a
+    whole token (not inside a longer word or number).
+
+    >>> writes_answer("1. He has 15 apples.", "1"), writes_answer("He keeps 1 apple.", "1")
+    (False, True)
+    >>> writes_answer("So x = 18.0 dollars", "18"), writes_answer("so $\\boxed{\\frac{1}{2}}$.", "\\frac{1}{2}")
+    (True, True)
+    >>> writes_answer("so $\\frac{1}{24}$.", "\\frac{1}{2}"), writes_answer("7x - 1 = -10", "-1")
+    (False, False)
+    """
+    value = _as_number(answer)
+    if value is not None:
+        same = [m for m in numbers_in(step) if m.value == abs(value)]  # numbers_in reads no sign
+        if value >= 0 or not same:
+            return bool(same)
+        return any(re.search(rf"[-−]{re.escape(m.text)}(?![\d.,]\d|\d)", step) for m in same)
+    token = re.escape(answer.strip())
+    return bool(token) and re.search(rf"(?<![\w.]){token}(?!\w|\.\d)", step) is not None
+
+
 class ReferencePRM:
     """The reference-guided step checker (see the module docstring): ``ReferencePRM(reference_data=...)``."""
 
@@ -344,7 +379,8 @@ class ReferencePRM:
             abstained.append(not mentions and not any(c.verdict in ("true", "false") for c in checks))
         decided = matches or any(reasons)
         if not decided and "wrong-answer" in rules:
-            wrong = next((i for i, s in enumerate(steps) if final is not None and final in s), len(steps) - 1)
+            wrong = next((i for i, s in enumerate(steps) if final is not None and writes_answer(s, final)),
+                         len(steps) - 1)
             reasons[wrong].append(f"wrong-answer: the final answer {final!r} differs from the reference "
                                   f"answer {reference.answer!r}; first written here")
         return ReferenceScores(
@@ -359,4 +395,5 @@ PRMS.register("reference")(ReferencePRM)
 __all__ = [
     "Mention", "MissingReferenceError", "NUMBER_WORDS", "RULES", "ReferenceConfig", "ReferencePRM",
     "ReferenceScores", "UNIT_CONSTANTS", "expression_values", "numbers_in", "problem_values", "reference_values", "stated_numbers",
+    "writes_answer",
 ]

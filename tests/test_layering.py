@@ -10,7 +10,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # preflight checks a whole run's inputs for the CLI and the experiments, PRM names included, so it sits
 # with them above the core.
-TOP_LAYERS = ("prm_fire/cli/", "prm_fire/experiments/", "prm_fire/evaluation/", "prm_fire/preflight.py")
+TOP_LAYERS = ("prm_fire/cli/", "prm_fire/experiments/", "prm_fire/evaluation/", "prm_fire/export/",
+              "prm_fire/preflight.py")
 
 
 def _imports(path: Path) -> list[tuple[str, list[str]]]:

@@ -88,3 +88,14 @@ def test_processbench_problems_find_their_test_solution_and_reasons_reach_the_tr
     node = add_scored_response(tree, "\n".join(item.steps), scored, origin="processbench")
     save_tree(tree, tmp_path / "t.json")
     assert load_tree(tmp_path / "t.json").nodes[node]["data"].step_reasons == scored.reasons
+
+
+@pytest.mark.parametrize(("item_id", "step", "old_step"), [("gsm8k-175", 2, 1), ("gsm8k-64", 4, 5)])
+def test_the_wrong_answer_flag_goes_where_the_answer_is_written_as_a_number(shared_data, item_id, step, old_step):
+    """gsm8k-175 answers 1: step 1 writes "10 hours" (a substring match would flag it), step 2 "1 hour".
+    gsm8k-64 answers 4000: step 4 writes "4,000" (no substring match; the boxed 4000 is in step 5)."""
+    item = next(i for i in load_processbench(shared_data / "processbench" / "gsm8k.json") if i.problem.id == item_id)
+    scored = ReferencePRM(reference_data=str(shared_data)).score(item.problem, item.steps)
+    assert scored.final_answer is not None and scored.final_answer in item.steps[old_step]
+    assert scored.first_error_index == step and not scored.decided
+    assert scored.reasons[step][0].startswith(f"wrong-answer: the final answer {scored.final_answer!r}")

@@ -23,7 +23,9 @@ from prm_fire.evaluation.processbench import (
     RunHeader,
     compute_metrics,
     evaluate,
+    floor_metrics,
     predict,
+    rebuild_summary,
     sweep,
 )
 
@@ -52,6 +54,13 @@ def test_metrics_of_the_symbolic_checker_on_a_real_slice(shared_data: Path, tmp_
     assert (m.acc_erroneous, m.acc_correct) == (20.0, 100.0)
     assert m.f1 == pytest.approx(100 / 3)
     # the per-step record keeps the claims behind each score
+    assert [(s.min_label, s.items, s.correct) for s in m.late] == [(1, 5, 1), (3, 1, 1)]  # gsm8k-198 (label 4)
+    # floors on the same items: every erroneous item here has a wrong final answer, so answer-only names
+    # paragraph 1 on each and is right on gsm8k-195 (label 1) only; it says "no error" on the 7 others
+    floors = floor_metrics(results)
+    assert {name: (f.erroneous_correct, f.all_correct_correct, f.late[1].correct) for name, f in floors.items()} == {
+        "answer-only": (1, 7, 0), "always-paragraph-1": (1, 0, 0), "always-no-error": (0, 7, 0)}
+    assert floors["answer-only"].f1 == pytest.approx(100 / 3) and floors["always-paragraph-1"].f1 == 0.0
     claims = results[3].record["claims"][4]
     assert [(c["text"], c["verdict"]) for c in claims] == [("400,000 - 32,000 - 250,000 = 8,000", "false")]
     assert results[3].abstained is not None and len(results[3].abstained) == len(items[3].steps)
@@ -134,7 +143,9 @@ def test_the_command_writes_jsonl_json_and_markdown(shared_data: Path, tmp_path:
     summary = json.loads(out.with_name("label-gsm8k.json").read_text())
     assert summary["metrics"]["f1"] == 100.0 and len(summary["sweep"]) == len(SWEEP)
     table = out.with_name("label-gsm8k.md").read_text()
-    assert "| label | gsm8k | 250 | 100.0 (201/201) | 100.0 (49/49) | 100.0 | 0.5 |" in table
+    assert ("| label | gsm8k | 250 | 100.0 (201/201) | 100.0 (49/49) | 100.0 | 100.0 (168/168) | 100.0 (59/59) "
+            "| 0.5 |") in table
+    assert "| floor: always-no-error | gsm8k | 250 | 0.0 (0/201) | 100.0 (49/49) | 0.0 |" in table
     assert out.with_name("label-gsm8k.jsonl").read_text().count("\n") == 251
 
 
@@ -173,3 +184,59 @@ def test_a_seeded_sample_is_scored_in_drawn_order_and_named_in_the_header(shared
     assert json.loads((tmp_path / "label-sample.json").read_text())["metrics"]["f1"] == 100.0
     with pytest.raises(SystemExit):
         main([*args, "--limit", "5"])  # --limit and --sample exclude each other
+
+
+def test_the_answer_only_floor_says_no_error_where_the_final_answer_is_right(shared_data: Path) -> None:
+    """gsm8k-208 (label 4) ends on the right answer after a wrong step: the floor misses it."""
+    item = next(i for i in load_processbench(_gsm8k(shared_data)) if i.problem.id == "gsm8k-208")
+    assert (item.label, item.final_answer_correct) == (4, True)
+    result = ItemResult(id=item.problem.id, label=item.label, scores=[1.0] * len(item.steps),
+                        final_answer_correct=item.final_answer_correct)
+    assert floor_metrics([result])["answer-only"].erroneous_correct == 0
+    assert "answer-only" not in floor_metrics([result.model_copy(update={"final_answer_correct": None})])
+
+
+def test_the_report_is_rebuilt_from_the_results_file_alone(shared_data: Path, tmp_path: Path, capsys) -> None:
+    """A sample of 30: the floors are on those 30 items; deleting the summary and rebuilding it from the
+    JSONL gives the same numbers (the wall time, not in the JSONL, is then unknown)."""
+    out = tmp_path / "symbolic-sample"
+    assert main(["processbench", "--prm", "symbolic", "--split", "gsm8k", "--sample", "30", "--seed", "1",
+                 "--data-dir", str(shared_data / "processbench"), "--out", str(out)]) == 0
+    written = json.loads(out.with_name("symbolic-sample.json").read_text())
+    sampled = {json.loads(line)["id"] for line in out.with_name("symbolic-sample.jsonl").read_text().splitlines()[1:]}
+    by_id = {i.problem.id: i for i in load_processbench(_gsm8k(shared_data))}
+    floor = written["floors"]["answer-only"]
+    assert floor["items"] == 30
+    assert floor["erroneous_correct"] == sum(by_id[i].label == 1 and not by_id[i].final_answer_correct for i in sampled)
+    assert written["gain_over_answer_only"] == pytest.approx(written["metrics"]["f1"] - floor["f1"])
+    assert rebuild_summary(out.with_name("symbolic-sample.jsonl")).model_dump(mode="json") == written
+    for suffix in (".json", ".md"):
+        out.with_name("symbolic-sample" + suffix).unlink()
+    capsys.readouterr()
+    assert main(["processbench-report", str(out.with_name("symbolic-sample.jsonl"))]) == 0
+    assert "| symbolic-sample | gsm8k | 30 |" in capsys.readouterr().out
+    rebuilt = json.loads(out.with_name("symbolic-sample.json").read_text())
+    assert rebuilt["wall_seconds"] is None
+    assert {k: v for k, v in rebuilt.items() if k not in ("wall_seconds", "results")} == {
+        k: v for k, v in written.items() if k not in ("wall_seconds", "results")}
+    assert "| floor: answer-only | gsm8k | 30 |" in out.with_name("symbolic-sample.md").read_text()
+
+
+def test_every_committed_summary_matches_its_results_file() -> None:
+    """The committed .json reports are what their committed .jsonl journals give today."""
+    journals = sorted((REPO / "results" / "processbench").glob("*.jsonl"))
+    assert journals
+    for journal in journals:
+        committed = json.loads(journal.with_suffix(".json").read_text())
+        assert rebuild_summary(journal).model_dump(mode="json") == committed, journal.name
+
+
+def test_report_bad_input_is_one_line_exit_2(tmp_path: Path, capsys) -> None:
+    assert main(["processbench-report", str(tmp_path / "none.jsonl")]) == 2
+    assert capsys.readouterr().err.strip().endswith("none.jsonl: no such file")
+    not_results = tmp_path / "x.jsonl"
+    not_results.write_text('{"hello": 1}\n')
+    assert main(["processbench-report", str(not_results)]) == 2
+    err = capsys.readouterr().err
+    assert "x.jsonl: first line is not a run header" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.json").exists() and not (tmp_path / "x.md").exists()

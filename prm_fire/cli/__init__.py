@@ -11,10 +11,11 @@ import argparse
 import sys
 from types import ModuleType
 
-from prm_fire.cli import branch, processbench, search, table5, view
+from prm_fire.cli import branch, export, processbench, processbench_report, search, table5, view
 from prm_fire.cli.checks import InputErrors, OneLineParser, report
 
-COMMANDS: dict[str, ModuleType] = {"branch": branch, "processbench": processbench, "search": search, "table5": table5,
+COMMANDS: dict[str, ModuleType] = {"branch": branch, "export": export, "processbench": processbench,
+                                   "processbench-report": processbench_report, "search": search, "table5": table5,
                                    "view": view}
 INTERRUPTED = 130  # 128 + SIGINT, what shells report for a command stopped by Ctrl-C
 

@@ -4,7 +4,8 @@ Options reach the scorer's pydantic config as ``--prm-option key=value`` (repeat
 read as JSON when it parses (``m=4``, ``generator_options={"threads": 2}``), else as a string
 (``estimate=soft``), and the scorer's ``Config`` validates it (an unknown key or a bad value is an
 error naming it). Per-item results go to ``<out>.jsonl`` as they are scored; running the same command
-again resumes. The summary goes to ``<out>.json`` and ``<out>.md``.
+again resumes. The summary goes to ``<out>.json`` and ``<out>.md`` (with the floors on the same items);
+``prm-fire processbench-report <out>.jsonl`` writes them again from the results file alone.
 """
 
 from __future__ import annotations
@@ -81,7 +82,9 @@ def standing(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run ``prm-fire processbench``."""
     from prm_models import make_prm
-    from prm_fire.evaluation.processbench import RunHeader, evaluate, markdown, percent_text, sample_items, summarize
+    from prm_fire.evaluation.processbench import (
+        RunHeader, evaluate, markdown, percent_text, sample_items, summarize, write_report,
+    )
 
     started = time.perf_counter()
     options, data, items = check(args)
@@ -100,13 +103,15 @@ def run(args: argparse.Namespace) -> int:
     results = evaluate(scorer, items, results_path, header, progress=True, batch=args.batch)
     summary = summarize(results, header, split=args.split, results_path=str(results_path), threshold=threshold,
                         do_sweep=args.sweep, wall_seconds=time.perf_counter() - started)
-    stem.with_name(stem.name + ".json").write_text(summary.model_dump_json(indent=2) + "\n")
+    write_report(summary, stem)
     table = markdown(summary)
-    stem.with_name(stem.name + ".md").write_text(table)
     m = summary.metrics
     print(table)
     print(f"F1 {percent_text(m.f1)}  (erroneous-subset accuracy {percent_text(m.acc_erroneous)}, all-correct accuracy "
           f"{percent_text(m.acc_correct)}, threshold {m.threshold:g}, {m.items} items)")
+    if summary.gain_over_answer_only is not None:
+        print(f"F1 {summary.gain_over_answer_only:+.1f} points over the answer-only floor "
+              f"({percent_text(summary.floors['answer-only'].f1)}) on the same items")
     if summary.best is not None:
         print(f"best swept threshold {summary.best.threshold:g}: F1 {percent_text(summary.best.f1)}")
     print(f"results: {results_path}, {stem.name}.json, {stem.name}.md")
