@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import networkx as nx
 
-from prm_fire.metrics import Interval, mean_ci
+from prm_fire.metrics import Interval, mean_ci, paired_contrast
 from prm_fire.search.records import FirstCorrect, RoundRecord, SearchResult
 
 
@@ -108,15 +108,15 @@ def paired_contrasts(results: Mapping[str, Sequence[SearchResult]], pairs: Seque
     z = NormalDist().inv_cdf(0.975) + NormalDist().inv_cdf(0.8)
     out = []
     for first, second in pairs:
-        a = {r.problem_id: r for r in results[first]}
-        b = {r.problem_id: r for r in results[second]}
         for budget in budgets:
-            d = [int(a[i].solved_within(budget)) - int(b[i].solved_within(budget)) for i in ids]
-            if not d:
+            solved = [{r.problem_id: int(r.solved_within(budget)) for r in results[arm]} for arm in (first, second)]
+            contrast = paired_contrast([(1, solved[0]), (-1, solved[1])], items=ids, seed=seed)
+            if contrast is None:
                 continue
+            d = contrast.values
             sd = float(np.std(d, ddof=1)) if len(d) > 1 else 0.0
             out.append(PairedContrast(first=first, second=second, budget=budget, only_first=d.count(1),
-                                      only_second=d.count(-1), difference=mean_ci(d, seed=seed),
+                                      only_second=d.count(-1), difference=contrast.difference,
                                       detectable=z * sd / math.sqrt(len(d)) if sd > 0 else None))
     return out
 
