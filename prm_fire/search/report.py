@@ -237,16 +237,15 @@ def one_sample_rounds(result: SearchResult, tree: nx.DiGraph) -> SearchResult:
         if spent != whole.tokens_before:
             raise ValueError(f"problem {result.problem_id!r}: round {whole.index} starts at {whole.tokens_before} "
                              f"tokens, its predecessors end at {spent}")
-        branches = [(prefix_id, tree.nodes[c]["data"].branch) for prefix_id in whole.prefixes
+        branches = [(parent, prefix_id, tree.nodes[c]["data"].branch)
+                    for parent, prefix_id in zip(whole.expanded, whole.prefixes)
                     for c in sorted(tree.successors(prefix_id), key=lambda c: tree.nodes[c]["data"].branch.index)]
-        for position, (prefix_id, b) in enumerate(branches):
-            last = position == len(branches) - 1
-            scorer = whole.scorer_tokens if last else 0
+        for position, (parent, prefix_id, b) in enumerate(branches):
+            scorer = whole.scorer_tokens if position == len(branches) - 1 else 0
             before, spent = spent, spent + len(b.token_ids) + scorer
-            rounds.append(RoundRecord(index=len(rounds), expanded=[whole.expanded[whole.prefixes.index(prefix_id)]],
-                                      prefixes=[prefix_id], sequences=1, generated_tokens=len(b.token_ids),
-                                      scorer_tokens=scorer, tokens_before=before, tokens_after=spent,
-                                      correct=int(b.correct)))
+            rounds.append(RoundRecord(index=len(rounds), expanded=[parent], prefixes=[prefix_id], sequences=1,
+                                      generated_tokens=len(b.token_ids), scorer_tokens=scorer, tokens_before=before,
+                                      tokens_after=spent, correct=int(b.correct)))
             if b.correct:
                 first = FirstCorrect(node_id=f"{prefix_id}/{b.method}/{b.index}", round=len(rounds) - 1,
                                      tokens_before_round=before, tokens=spent)
