@@ -6,7 +6,8 @@ Stage 2 (``runs.jsonl``): every arm runs on every problem once, at the largest b
 (arm, problem) is one journal line (the whole :class:`~prm_fire.search.SearchResult`) and its tree is
 written as gzipped JSON. Stage 3 (``table.md``, ``solved_vs_tokens.png``, ``curve.json``): solved
 versus budget for every budget in ``--report-budgets``, derived from the one run per problem (see
-``SearchResult.solved_within``), on the problems every arm has finished.
+``SearchResult.solved_within``), on the problems every arm has finished; each arm also counted "per
+sample" (its rounds' branches one at a time, to the first correct: ``one_sample_rounds``).
 
 Every stage resumes: rerun the same command. Run it from the vLLM venv (``--backend vllm``, the
 default) or with ``--backend hf``:
@@ -55,9 +56,10 @@ CONTRASTS: list[tuple[str, str]] = [
     ("search-fire-reference", "bon-fire"),
     ("search-fire-critic", "bon-fire"),
     ("search-fire-reference", "search-regular-reference"),
-    # Below ~1,100 tokens a best-of-N round of 4 full samples cannot finish; counted per sample it can.
-    ("search-fire-reference", "bon-fire, per sample"),
-    ("search-fire-critic", "bon-fire, per sample"),
+    # Below ~1,100 tokens a best-of-N round of 4 full samples cannot finish; counted per sample it can. The
+    # search's rounds get the same accounting (one branch at a time, to the first correct) on both sides.
+    ("search-fire-reference, per sample", "bon-fire, per sample"),
+    ("search-fire-critic, per sample", "bon-fire, per sample"),
 ]
 
 
@@ -210,10 +212,11 @@ def report_stage(args: argparse.Namespace) -> None:
         LOG.info("report: no finished runs yet")
         return
     uses = {arm: ARMS[arm][3] for arm in arms}
-    for arm in [a for a in arms if ARMS[a][0] == "best-of-n"]:  # the same runs, counted one sample per round
+    for arm in arms:  # the same runs, every arm's branches counted one at a time to the first correct
         label = f"{arm}, per sample"
         results[label] = [one_sample_rounds(r, read_tree(args, arm, r.problem_id)) for r in results[arm]]
-        uses[label] = f"as {arm}, its samples counted one per round (the finest best-of-N accounting)"
+        uses[label] = (f"as {arm}, each round's branches counted one at a time in branch order, up to the first "
+                       f"correct (the same finest accounting for every arm)")
     budgets = [int(b) for b in args.report_budgets.split(",")]
     points = solved_curve(results, budgets)
     n = points[0].problems if points else 0

@@ -1,4 +1,4 @@
-"""Metrics: pass@k, the number of effective answers (#EA), and a bootstrap confidence interval.
+"""Metrics: pass@k, the number of effective answers (#EA), a bootstrap confidence interval, paired contrasts.
 
 Small pure functions, each with a runnable example; numpy is the only dependency.
 """
@@ -6,7 +6,7 @@ Small pure functions, each with a runnable example; numpy is the only dependency
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -135,3 +135,47 @@ def mean_ci(
     alpha = 1.0 - confidence
     low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
     return Interval(mean=mean, low=float(low), high=float(high), n=n, confidence=confidence)
+
+
+class PairedContrast(BaseModel):
+    """A contrast of values paired by item: its per-item values and their mean with a bootstrap interval."""
+
+    model_config = ConfigDict(frozen=True)
+
+    items: list[str] = Field(description="The items every term holds, in the order resampled.")
+    values: list[float] = Field(description="Per item, the signed sum of its values over the terms.")
+    difference: Interval = Field(description="Mean of ``values`` with its percentile-bootstrap interval.")
+
+
+def paired_contrast(
+    terms: Sequence[tuple[float, Mapping[str, float]]],
+    *,
+    items: Sequence[str] | None = None,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> PairedContrast | None:
+    """A contrast of per-item values, paired by item: per item, ``sum(sign * values[item])`` over the
+    ``terms`` (sign, values by item id), on the items every term holds; their mean with :func:`mean_ci`
+    (resampling items keeps each item's values together). None when no item is in every term.
+
+    Items are taken in the order of ``items`` when given (those every term holds), else of the first
+    term; the order fixes which items a seeded resample draws, so the same call gives the same interval.
+
+    >>> fire = {"a": 1.0, "b": 0.5, "c": 1.0}
+    >>> regular = {"b": 0.0, "a": 0.5}
+    >>> c = paired_contrast([(1, fire), (-1, regular)])
+    >>> c.items, c.values, c.difference.mean
+    (['a', 'b'], [0.5, 0.5], 0.5)
+    >>> paired_contrast([(1, fire), (-1, regular)], items=["b", "a", "z"]).items
+    ['b', 'a']
+    >>> paired_contrast([(1, fire), (-1, {"z": 1.0})]) is None
+    True
+    """
+    if not terms:
+        raise ValueError("paired_contrast needs at least one term, got none")
+    order = items if items is not None else list(terms[0][1])
+    common = [i for i in order if all(i in values for _, values in terms)]
+    if not common:
+        return None
+    values = [sum(sign * by_item[i] for sign, by_item in terms) for i in common]
+    return PairedContrast(items=common, values=values, difference=mean_ci(values, confidence=confidence, seed=seed))

@@ -1,7 +1,9 @@
 """Process reward models: score each step of a solution and locate the first incorrect one.
 
-Every scorer follows :class:`PRMScorer` and registers itself in :data:`PRMS` under the name the
-command line uses (``--prm NAME``); :func:`make_prm` builds one by name. Scorers: ``rollout``
+Every scorer follows :class:`PRMScorer` and is listed in :data:`PRMS` under the name the command line
+uses (``--prm NAME``) as ``"module:class"``: importing this package imports no scorer, the first
+:meth:`~prm_fire.registry.Registry.get` of a name imports its module and checks its class (a
+``score`` method, a pydantic ``Config``); :func:`make_prm` builds one by name. Scorers: ``rollout``
 (Monte-Carlo rollouts), ``symbolic`` (arithmetic claims), ``reference`` (reference-guided: uses the
 problem's worked solution, a data-construction tool rather than a PRM), ``critic`` (a prompted
 instruct model), ``combined`` (cheap checks first, an expensive scorer where they abstain),
@@ -26,9 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from prm_fire.problems import Problem
-from prm_fire.registry import Registry
-
-PRMS: Registry[type] = Registry("PRM scorer")
+from prm_fire.registry import Registry, implements
 
 
 class StepScores(BaseModel):
@@ -93,7 +93,17 @@ def make_prm(name: str, options: dict[str, Any] | None = None, **resources: Any)
     return cls(cls.Config.model_validate(options or {}), **shared)
 
 
-# Each scorer module registers itself; heavy libraries (torch, transformers) load inside the scorers.
-from prm_models import combined, critic, hf_prm, label, reference, rollout, symbolic  # noqa: E402,F401
+# Each scorer's module is imported when the scorer is first asked for; heavy libraries (torch,
+# transformers) load inside the scorers.
+PRMS: Registry[type] = Registry("PRM scorer", check=implements(PRMScorer, attributes=("Config",)), lazy={
+    "combined": "prm_models.combined:CombinedPRM",
+    "critic": "prm_models.critic:CriticPRM",
+    "label": "prm_models.label:LabelPRM",
+    "math-shepherd": "prm_models.hf_prm:MathShepherdPRM",
+    "qwen-prm": "prm_models.hf_prm:QwenMathPRM",
+    "reference": "prm_models.reference:ReferencePRM",
+    "rollout": "prm_models.rollout:RolloutPRM",
+    "symbolic": "prm_models.symbolic:SymbolicPRM",
+})
 
 __all__ = ["PRMS", "PRMScorer", "StepScores", "make_prm"]

@@ -13,8 +13,10 @@ A combination that includes the reference-guided checker inherits its status: it
 solution, so it is a data-construction tool, not a PRM.
 
 Options of each scorer go under its name: ``options={"reference": {"reference_data": "../shared/data"},
-"critic": {"backend": "llamacpp", "k": 5}}``. Resources given to :func:`prm_models.make_prm`
-(``generator``, ``items``) reach every scorer that takes them.
+"critic": {"backend": "llamacpp", "k": 5}}``. A ``generator`` given to :func:`prm_models.make_prm`
+reaches every scorer that takes one. The dataset's ``items`` do not: they hold ProcessBench's labels,
+and the ``label`` scorer (the oracle that reads them) is refused inside a combination, so no scorer in
+it can see the labels and pass them off as its own evidence.
 """
 
 from __future__ import annotations
@@ -22,10 +24,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from prm_fire.problems import Problem
 from prm_models import PRMS, PRMScorer, StepScores, make_prm
+
+
+#: Scorers a combination refuses, and why.
+REFUSED = {
+    "combined": "combinations do not nest",
+    "label": "it reads the dataset's labels (the oracle); run it alone (--prm label)",
+}
 
 
 class CombinedConfig(BaseModel):
@@ -39,19 +48,23 @@ class CombinedConfig(BaseModel):
     options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Scorer name -> its options.")
     threshold: float = Field(default=0.5, ge=0, le=1, description="A step scoring below it is incorrect.")
 
-    @model_validator(mode="after")
-    def _known_names(self) -> CombinedConfig:
-        names = [*self.cheap, *([self.expensive] if self.expensive else [])]
-        for name in names:
+    @field_validator("cheap", "expensive")
+    @classmethod
+    def _known_names(cls, value: list[str] | str | None) -> list[str] | str | None:
+        for name in [value] if isinstance(value, str) else value or []:
             try:
                 PRMS.get(name)
             except KeyError as err:  # as a validation error naming the field
-                raise ValueError(str(err)) from None
-        stray = sorted(set(self.options) - set(names))
+                raise ValueError(err.args[0]) from None
+            if name in REFUSED:
+                raise ValueError(f"a combination cannot contain {name!r}: {REFUSED[name]}")
+        return value
+
+    @model_validator(mode="after")
+    def _options_match(self) -> CombinedConfig:
+        stray = sorted(set(self.options) - {*self.cheap, self.expensive})
         if stray:
             raise ValueError(f"options given for scorers not in the combination: {stray}")
-        if "combined" in names:
-            raise ValueError("a combination cannot contain 'combined'")
         return self
 
 
@@ -81,12 +94,11 @@ class CombinedPRM:
     name = "combined"
     Config = CombinedConfig
 
-    def __init__(self, config: CombinedConfig | None = None, *, generator: Any = None, items: Any = None,
-                 **fields: Any) -> None:
+    def __init__(self, config: CombinedConfig | None = None, *, generator: Any = None, **fields: Any) -> None:
         if config is not None and fields:
             raise ValueError(f"CombinedPRM: pass a config or fields, not both (got fields {sorted(fields)})")
         self.config = config or CombinedConfig(**fields)
-        resources = {k: v for k, v in (("generator", generator), ("items", items)) if v is not None}
+        resources = {"generator": generator} if generator is not None else {}  # never the dataset's items
         self.cheap: list[PRMScorer] = [make_prm(n, self.config.options.get(n), **resources) for n in self.config.cheap]
         self._expensive: PRMScorer | None = None
         self._resources = resources
@@ -140,6 +152,4 @@ class CombinedPRM:
         )
 
 
-PRMS.register("combined")(CombinedPRM)
-
-__all__ = ["CombinedConfig", "CombinedPRM", "CombinedScores", "Stage"]
+__all__ = ["CombinedConfig", "CombinedPRM", "CombinedScores", "REFUSED", "Stage"]

@@ -40,7 +40,7 @@ from prm_fire.generators.base import Message
 from prm_fire.problems import Problem
 from prm_fire.records import Branch, BranchRequest
 from prm_fire.sampling import SamplingConfig
-from prm_models import PRMS, StepScores
+from prm_models import StepScores
 from prm_models.backed import GeneratorBacked
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -184,8 +184,6 @@ class CriticPRM(GeneratorBacked):
             model=self.model_name, mode=cfg.mode, k=cfg.k,
         )
 
-
-PRMS.register("critic")(CriticPRM)
 
 __all__ = ["CriticConfig", "CriticMode", "CriticPRM", "CriticScores", "DIRECT_PREFIX", "PREFIXES", "critic_messages",
            "majority", "parse_verdict"]

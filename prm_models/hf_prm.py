@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from prm_fire.problems import Problem
-from prm_models import PRMS, StepScores
+from prm_models import StepScores
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -208,7 +208,6 @@ class _TaggedPRM:
         return results
 
 
-@PRMS.register("qwen-prm")
 class QwenMathPRM(_TaggedPRM):
     """Qwen2.5-Math-PRM convention (``Qwen/Qwen2.5-Math-PRM-7B`` by default; ``-72B`` via ``model=``)."""
 
@@ -242,7 +241,6 @@ class QwenMathPRM(_TaggedPRM):
         return logits.softmax(-1)[:, 1]
 
 
-@PRMS.register("math-shepherd")
 class MathShepherdPRM(_TaggedPRM):
     """Math-Shepherd convention (``peiyi9979/math-shepherd-mistral-7b-prm`` by default)."""
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from prm_fire.problems import Problem, ProcessBenchItem, load_processbench
-from prm_models import PRMS, StepScores
+from prm_models import StepScores
 
 
 class MissingLabelError(KeyError):
@@ -109,7 +109,5 @@ class LabelPRM:
         scores = [1.0 if label == -1 or i < label else 0.0 for i in range(len(steps))]
         return StepScores(prm=self.name, scores=scores, threshold=self.config.threshold)
 
-
-PRMS.register("label")(LabelPRM)
 
 __all__ = ["LabelConfig", "LabelPRM", "MissingLabelError"]

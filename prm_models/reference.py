@@ -57,7 +57,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from prm_fire.grader import answers_equivalent, extract_answer
 from prm_fire.problems import Problem
-from prm_models import PRMS, StepScores
+from prm_models import StepScores
 from prm_models.gold import MissingReferenceError, find_reference
 from prm_models.symbolic import ClaimCheck, SymbolicConfig, SymbolicPRM
 
@@ -389,8 +389,6 @@ class ReferencePRM:
             final_answer=final, answer_matches=matches, claims=claims, unsupported=unsupported,
         )
 
-
-PRMS.register("reference")(ReferencePRM)
 
 __all__ = [
     "Mention", "MissingReferenceError", "NUMBER_WORDS", "RULES", "ReferenceConfig", "ReferencePRM",

@@ -52,7 +52,7 @@ from prm_fire.grader import extract_answer, grade
 from prm_fire.problems import Problem
 from prm_fire.sampling import SamplingConfig, stream_seed
 from prm_fire.steps import Step, StepMode, split_steps
-from prm_models import PRMS, StepScores
+from prm_models import StepScores
 from prm_models.gold import MissingGoldAnswerError, fill_gold_answer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -141,7 +141,6 @@ def _spans_of(steps: list[str], separator: str) -> tuple[str, list[tuple[int, in
     return separator.join(steps), spans
 
 
-@PRMS.register("rollout")
 class RolloutPRM:
     """Math-Shepherd / OmegaPRM rollout estimation with any generator backend (see the module docstring).
 

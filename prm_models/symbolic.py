@@ -50,7 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from prm_fire.problems import Problem
 from prm_fire.sandbox import Sandbox
-from prm_models import PRMS, StepScores
+from prm_models import StepScores
 
 Verdict = Literal["true", "false", "skipped", "timeout", "error"]
 
@@ -637,9 +637,6 @@ class SymbolicPRM:
         return SymbolicScores(prm=self.name, scores=scores, threshold=self.config.threshold,
                               abstained=abstained, claims=checks)
 
-
-if __name__ != "<run_path>":  # the sandbox worker runs this file by path: it needs the checker, not the registry
-    PRMS.register("symbolic")(SymbolicPRM)
 
 __all__ = [
     "ClaimCheck", "SymbolicConfig", "SymbolicPRM", "SymbolicScores", "check_claim", "find_claims", "remainder_claims",

@@ -9,7 +9,7 @@ from math import comb
 import numpy as np
 import pytest
 
-from prm_fire.metrics import Interval, effective_answers, mean_ci, pass_at_k
+from prm_fire.metrics import Interval, effective_answers, mean_ci, paired_contrast, pass_at_k
 
 
 def brute_force_pass_at_k(n: int, c: int, k: int) -> float:
@@ -163,3 +163,29 @@ def test_mean_ci_edges() -> None:
         mean_ci([1.0, 2.0], confidence=95)
     with pytest.raises(ValueError, match="n_resamples"):
         mean_ci([1.0, 2.0], n_resamples=0)
+
+
+def test_paired_contrast_resamples_items_with_their_pairs() -> None:
+    rng = np.random.default_rng(1)
+    ability = rng.uniform(0, 1, 200)  # each item's own level, shared by both arms
+    first = {f"i{k}": float(a + 0.05) for k, a in enumerate(ability)}
+    second = {f"i{k}": float(a) for k, a in enumerate(ability)}
+    second["extra"] = 1.0  # in one arm only: left out
+    contrast = paired_contrast([(1.0, first), (-1.0, second)])
+    assert contrast.items == list(first) and contrast.values == pytest.approx([0.05] * 200)
+    assert contrast.difference == mean_ci([first[i] - second[i] for i in first])  # the same numbers, same seed
+    assert contrast.difference.high - contrast.difference.low < 1e-9  # pairing removes the items' own spread
+
+
+def test_paired_contrast_sums_signed_terms_in_the_given_order() -> None:
+    gain_1 = {"a": 0.9, "b": 0.4, "c": 0.7}
+    base_1 = {"a": 0.5, "b": 0.4, "c": 0.6}
+    gain_2 = {"c": 0.8, "b": 0.5, "a": 0.6}
+    base_2 = {"a": 0.6, "b": 0.5}
+    terms = [(1, gain_1), (-1, base_1), (-1, gain_2), (1, base_2)]  # (gain_1 - base_1) - (gain_2 - base_2)
+    contrast = paired_contrast(terms, items=["b", "a"], seed=3)
+    assert contrast.items == ["b", "a"] and contrast.values == pytest.approx([0.0, 0.4])
+    assert contrast.difference == mean_ci(contrast.values, seed=3)
+    assert paired_contrast(terms, items=["c"]) is None
+    with pytest.raises(ValueError, match="at least one term"):
+        paired_contrast([])

@@ -64,3 +64,28 @@ def test_many_solutions_escalate_together_and_match_one_by_one(natalia, smollm2)
     assert [(s.used, s.scores, s.decided) for s in together] == [(s.used, s.scores, s.decided) for s in alone]
     assert [s.details.get("critic", {}).get("replies") for s in together] == \
         [s.details.get("critic", {}).get("replies") for s in alone]
+
+
+@pytest.mark.parametrize("options, field", [({"cheap": ["symbolic", "label"]}, "cheap"),
+                                            ({"cheap": ["symbolic"], "expensive": "label"}, "expensive")])
+def test_the_label_oracle_is_refused_inside_a_combination(options, field) -> None:
+    from prm_fire.preflight import InputError, check_prm
+
+    with pytest.raises(InputError, match=rf"^--prm-option {field}: .*a combination cannot contain 'label': it reads "
+                                         r"the dataset's labels"):
+        check_prm("combined", options)  # the command line stops here, before anything is built
+    with pytest.raises(ValueError, match="a combination cannot contain 'label'"):
+        make_prm("combined", options)
+
+
+def test_the_dataset_items_reach_no_scorer_inside_a_combination(shared_data) -> None:
+    from prm_fire.problems import load_processbench
+
+    items = load_processbench(shared_data / "processbench" / "gsm8k.json", limit=1)
+    item = items[0]  # gsm8k-0: first error at step 1, where the symbolic checker finds no false claim
+    combo = make_prm("combined", {"cheap": ["symbolic"], "expensive": None}, items=items)  # as the evaluator calls it
+    scored = combo.score(item.problem, item.steps)
+    alone = make_prm("symbolic", {}).score(item.problem, item.steps)
+    assert (item.label, scored.used, scored.decided) == (1, "symbolic", False)
+    assert (scored.scores, scored.first_error_index) == (alone.scores, alone.first_error_index)
+    assert scored.first_error_index is None  # not the label's step 1: the labels did not find their way in

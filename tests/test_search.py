@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
+from pathlib import Path
+
 import pytest
 
 from prm_fire.problems import load_builtin
 from prm_fire.prompts import build_messages
 from prm_fire.sampling import SamplingConfig, stream_seed
 from prm_fire.steps import split_steps
-from prm_fire.search import SearchConfig, make_cut, run_searches, search, start_search
+from prm_fire.search import SearchConfig, SearchResult, make_cut, run_searches, search, start_search
 from prm_fire.search.report import one_sample_rounds
 from prm_fire.tree import load_tree, node_text, save_tree, tree_depth, tree_from_json, tree_to_json, trees_equal
 from prm_fire.view import embedded_tree_json, render_html
@@ -94,6 +97,26 @@ def test_best_of_n_samples_from_scratch_with_a_new_seed_each_set(smollm2):
     per_sample = one_sample_rounds(result, tree)  # the same samples, one per round
     assert [r.sequences for r in per_sample.rounds] == [1, 1, 1, 1] and per_sample.first_correct is None
     assert per_sample.tokens_spent == result.tokens_spent == sum(r.generated_tokens for r in per_sample.rounds)
+
+
+def test_a_search_is_counted_per_sample_like_best_of_n_on_a_committed_run():
+    """The critic search on gsm8k/test/11 (results/search): round 0 expands the root (2 branches, then 20
+    critic tokens scoring them), round 1 (4 branches) holds the first correct branch, which comes first."""
+    path = Path(__file__).resolve().parents[1] / "results/search/trees/search-fire-critic/gsm8k_test_11.json.gz"
+    tree = tree_from_json(gzip.decompress(path.read_bytes()).decode())
+    result = SearchResult.model_validate(tree.graph["search"])
+    assert [r.sequences for r in result.rounds] == [2, 4] and result.rounds[0].scorer_tokens == 20
+    assert result.first_correct.node_id == "r0/prm/fire/1/prm/fire/0" and result.first_correct.round == 1
+    per_sample = one_sample_rounds(result, tree)
+    assert [r.sequences for r in per_sample.rounds] == [1, 1, 1] and per_sample.rounds[0].tokens_before == 10
+    assert [r.scorer_tokens for r in per_sample.rounds] == [0, 20, 0]  # after the round's last branch
+    assert per_sample.rounds[1].tokens_after == result.rounds[0].tokens_after  # a whole round: the same total
+    first = tree.nodes[result.first_correct.node_id]["data"].branch
+    fc = per_sample.first_correct
+    assert (fc.node_id, fc.round, fc.tokens_before_round) == (result.first_correct.node_id, 2, 481)
+    assert fc.tokens == 481 + len(first.token_ids) == per_sample.tokens_spent < result.first_correct.tokens
+    assert per_sample.solved_within(fc.tokens) and not result.solved_within(fc.tokens)
+    assert per_sample.solved_within(result.first_correct.tokens) and not per_sample.solved_within(fc.tokens - 1)
 
 
 def test_cut_needs_a_scorer_and_bad_names_fail():

