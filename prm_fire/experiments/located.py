@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from prm_fire.experiments.claims import PointMetrics
 from prm_fire.experiments.dataset import DatasetItem
-from prm_fire.metrics import Interval, mean_ci
+from prm_fire.metrics import Interval, mean_ci, paired_contrast
 from prm_fire.sampling import Method
 
 Relation = Literal["before", "at", "after"]
@@ -52,10 +52,12 @@ def located_groups(items: list[DatasetItem], values: PointMetrics, metric: str) 
                    and (i.problem.id, method) in values.get("prm", {}) and (i.problem.id, method) in values.get("oracle", {})]
             if not ids:
                 continue
-            prm = [values["prm"][(i, method)][metric] for i in ids]
-            oracle = [values["oracle"][(i, method)][metric] for i in ids]
-            groups.append(LocatedGroup(relation=rel, method=method, items=len(ids), prm=mean_ci(prm),
-                                       oracle=mean_ci(oracle), difference=mean_ci([o - p for o, p in zip(oracle, prm)])))
+            prm = {i: values["prm"][(i, method)][metric] for i in ids}
+            oracle = {i: values["oracle"][(i, method)][metric] for i in ids}
+            difference = paired_contrast([(1.0, oracle), (-1.0, prm)], items=ids)
+            assert difference is not None  # every id has both cells
+            groups.append(LocatedGroup(relation=rel, method=method, items=len(ids), prm=mean_ci(list(prm.values())),
+                                       oracle=mean_ci(list(oracle.values())), difference=difference.difference))
     return groups
 
 
