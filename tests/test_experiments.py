@@ -38,7 +38,8 @@ def test_shipped_configs_parse_and_the_paper_config_names_the_real_setup(shared_
 
 
 def test_config_errors_name_the_file_and_field(tmp_path):
-    with pytest.raises(ValueError, match="unknown config 'nope': shipped ones are cpu-power, cpu-small, paper"):
+    shipped = "cpu-oracle, cpu-power, cpu-small, paper"
+    with pytest.raises(ValueError, match=f"unknown config 'nope': shipped ones are {shipped}"):
         load_config("nope")
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\nmodel = "m"\n[data]\npath = "p"\n[prm]\nname = "rollout"\n[insertion]\npoints = ["line0"]\n')
