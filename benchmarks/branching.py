@@ -8,6 +8,12 @@ prompt + the first 2 solution lines, x FIRE and regular, n each, own seeds) serv
 first, ...), and report the median of the per-pair ratios: on a shared machine whose load drifts, the
 side-by-side ratio is the figure to quote (and one engine start instead of two).
 
+The ``vllm-vs-raw-rounds`` row puts our vLLM backend against the raw engine on ONE engine: 8 GSM8K test
+prefixes (chat prompt + the first 2 solution lines), n each, EOS honoured everywhere; per round, raw
+``SamplingParams(n=n)`` with the 8 prompts in one call, our ``branch_many`` with 8 FIRE requests, and
+with 8 regular requests, in an order rotated every round; it reports each runner's median tokens/s and
+the median of its per-round ratios to raw.
+
 Every row runs in its own subprocess (so its peak memory is its own): HF rows with this python, vLLM
 rows with the vLLM virtual environment's python (``--vllm-python``, default
 ``~/.cache/prm-fire/venv-vllm/bin/python``, made by ``.ci/vllm.sh``). Each row loads its model, runs
@@ -44,6 +50,7 @@ RESULTS = REPO / "benchmarks" / "results" / "branching.json"
 DATA = REPO.parent / "shared" / "data" / "math" / "test.jsonl"
 GSM8K = REPO.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
 SET_PREFIXES = 4  # GSM8K prefixes of the *-8sets-* rows, each branched with FIRE and regular
+ROUND_PREFIXES = 8  # GSM8K prefixes of the vllm-vs-raw-rounds row
 PROBLEM_ID = "test/algebra/2240.json"  # Level 2; chat prompt + its first 3 solution lines ~290 tokens
 POINT = "line4"  # keep 3 solution lines, branch at the 4th
 MODELS = ["smollm2-135m", "qwen2.5-coder-0.5b"]
@@ -61,6 +68,7 @@ class Row:
     what: str
     setup: Callable[[str, argparse.Namespace], Runner]
     paired: bool = False  # setup returns two runners (a, b), timed alternately; the row reports a/b per pair
+    rounds: bool = False  # setup returns {name: runner}, the first the baseline, timed in rotated order per round
 
 
 @dataclass(frozen=True)
@@ -71,7 +79,7 @@ class Ratio:
     name: str
     num: str
     den: str
-    kind: str  # "speed", "cost" or "paired"
+    kind: str  # "speed", "cost", "paired" or "rounds" (``num`` a rounds row, ``den`` one of its runners)
     target: str  # e.g. "<= 1.05", ">= 1.5"
 
 
@@ -87,14 +95,14 @@ def workload(model: str):
     return build_messages(problem), prefix.text
 
 
-def set_workload() -> list[tuple]:
-    """The ``*-8sets-*`` prefixes: (messages, prefix text) of the first GSM8K test problems whose
-    reference solution has at least 3 lines, its first 2 lines kept."""
+def set_workload(count: int = SET_PREFIXES) -> list[tuple]:
+    """The ``*-8sets-*`` prefixes: (messages, prefix text) of the first ``count`` GSM8K test problems
+    whose reference solution has at least 3 lines, its first 2 lines kept."""
     from prm_fire.prefixes import build_prefix
     from prm_fire.problems import load_problems
     from prm_fire.prompts import build_messages
 
-    problems = [p for p in load_problems(GSM8K, limit=50) if len(p.solution.splitlines()) >= 3][:SET_PREFIXES]
+    problems = [p for p in load_problems(GSM8K, limit=50) if len(p.solution.splitlines()) >= 3][:count]
     return [(build_messages(p), build_prefix(p.solution, "line3", problem_id=p.id).text) for p in problems]
 
 
@@ -112,12 +120,17 @@ def _generated(branches) -> int:
 # ----------------------------------------------------------------------------------------- HF rows
 def setup_hf_naive(model: str, args: argparse.Namespace) -> Runner:
     """HF ``generate(num_return_sequences=n)`` from the full prompt: the prefix is prefilled n times."""
-    import torch
-
     from prm_fire.generators.hf import HFGenerator
 
     gen = HFGenerator(model)
-    ids = torch.tensor([gen.encode(*workload(model))])
+    return _hf_naive_runner(gen, gen.encode(*workload(model)), args)
+
+
+def _hf_naive_runner(gen, prompt_ids: list[int], args: argparse.Namespace) -> Runner:
+    """``generate(num_return_sequences=n)`` on ``gen``'s model, EOS ignored."""
+    import torch
+
+    ids = torch.tensor([prompt_ids])
 
     def run(new_tokens: int) -> int:
         with torch.inference_mode():
@@ -130,19 +143,31 @@ def setup_hf_naive(model: str, args: argparse.Namespace) -> Runner:
     return run
 
 
+def setup_hf_rounds(model: str, args: argparse.Namespace) -> dict[str, Runner]:
+    """The three HF rows (naive, our FIRE, our regular) on ONE loaded model, for :func:`rounds`."""
+    gen = _generator("hf", model)
+    messages, prefix = workload(model)
+    return {"naive": _hf_naive_runner(gen, gen.encode(messages, prefix), args),
+            "fire": _ours_runner(gen, messages, prefix, "fire", args),
+            "regular": _ours_runner(gen, messages, prefix, "regular", args)}
+
+
+def _ours_runner(gen, messages, prefix: str, method: str, args: argparse.Namespace) -> Runner:
+    """``gen.branch`` of the benchmark prefix; call i seeded i."""
+    calls = iter(range(1_000_000))
+
+    def run(new_tokens: int) -> int:
+        sampling = _sampling(method, args, next(calls)).model_copy(update={"max_new_tokens": new_tokens})
+        return _generated(gen.branch(messages, prefix, args.n, sampling))
+
+    return run
+
+
 def _setup_ours(backend: str, method: str) -> Callable[[str, argparse.Namespace], Runner]:
     def setup(model: str, args: argparse.Namespace) -> Runner:
         from prm_fire.generators import make_generator
 
-        gen = make_generator(backend, model)
-        messages, prefix = workload(model)
-        calls = iter(range(1_000_000))
-
-        def run(new_tokens: int) -> int:
-            sampling = _sampling(method, args, next(calls)).model_copy(update={"max_new_tokens": new_tokens})
-            return _generated(gen.branch(messages, prefix, args.n, sampling))
-
-        return run
+        return _ours_runner(make_generator(backend, model), *workload(model), method, args)
 
     setup.__doc__ = f"our {backend} backend, method={method}"
     return setup
@@ -216,6 +241,37 @@ def setup_vllm_raw(model: str, args: argparse.Namespace) -> Runner:
     return run
 
 
+def setup_vllm_rounds(model: str, args: argparse.Namespace) -> dict[str, Runner]:
+    """Raw ``SamplingParams(n=n)`` (8 prompts, one call) and our ``branch_many`` (8 FIRE requests; 8
+    regular requests) on ONE engine, EOS honoured everywhere."""
+    from vllm import SamplingParams, TokensPrompt
+
+    from prm_fire.records import BranchRequest
+
+    gen = _generator("vllm", model)
+    prompts = [gen.encode(*cut) for cut in set_workload(ROUND_PREFIXES)]
+    calls = iter(range(1_000_000))
+
+    def raw(new_tokens: int) -> int:
+        params = SamplingParams(n=args.n, temperature=args.temperature, max_tokens=new_tokens)
+        out = gen.llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in prompts], params, use_tqdm=False)
+        return sum(len(c.token_ids) for o in out for c in o.outputs)
+
+    def ours(method: str) -> Runner:
+        def run(new_tokens: int) -> int:
+            call = next(calls)
+            sets = gen.branch_many([
+                BranchRequest(prompt_ids=ids, n=args.n, sampling=_sampling(method, args, 100 * call + k)
+                              .model_copy(update={"max_new_tokens": new_tokens}))
+                for k, ids in enumerate(prompts)
+            ])
+            return sum(_generated(branches) for branches in sets)
+
+        return run
+
+    return {"raw": raw, "fire": ours("fire"), "regular": ours("regular")}
+
+
 # ----------------------------------------------------------------------------------------- llama.cpp rows
 def _setup_llamacpp(method: str, single: bool = False) -> Callable[[str, argparse.Namespace], Runner]:
     """Our llama.cpp backend (threads: $LLAMACPP_THREADS, default 2); ``single``: n=1, the baseline."""
@@ -240,9 +296,13 @@ ROWS: list[Row] = [
     Row("hf-naive", "main", "HF generate(num_return_sequences=n), EOS ignored", setup_hf_naive),
     Row("hf-regular", "main", "our HF backend, regular", _setup_ours("hf", "regular")),
     Row("hf-fire", "main", "our HF backend, FIRE", _setup_ours("hf", "fire")),
+    Row("hf-vs-naive-rounds", "main", "HF generate(num_return_sequences=n) (EOS ignored) vs our FIRE and "
+        "regular, rotating on one loaded model", setup_hf_rounds, rounds=True),
     Row("vllm-raw", "vllm", "vLLM SamplingParams(n=n), EOS ignored", setup_vllm_raw),
     Row("vllm-regular", "vllm", "our vLLM backend, regular", _setup_ours("vllm", "regular")),
     Row("vllm-fire", "vllm", "our vLLM backend, FIRE", _setup_ours("vllm", "fire")),
+    Row("vllm-vs-raw-rounds", "vllm", "vLLM raw n= vs our FIRE and regular branch_many, 8 GSM8K prefixes, "
+        "rotating on one engine", setup_vllm_rounds, rounds=True),
     Row("llamacpp-single", "main", "our llama.cpp backend, regular, ONE branch", _setup_llamacpp("regular", True)),
     Row("llamacpp-regular", "main", "our llama.cpp backend, regular", _setup_llamacpp("regular")),
     Row("llamacpp-fire", "main", "our llama.cpp backend, FIRE", _setup_llamacpp("fire")),
@@ -261,9 +321,16 @@ RATIOS: list[Ratio] = [
     Ratio("HF: FIRE cost / regular cost", "hf-fire", "hf-regular", "cost", "<= 1.05"),
     Ratio("HF: ours regular / naive (speed)", "hf-regular", "hf-naive", "speed", ">= 1.5"),
     Ratio("HF: ours FIRE / naive (speed)", "hf-fire", "hf-naive", "speed", ">= 1.5"),
+    Ratio("HF: ours FIRE / naive, one model, per round (speed)", "hf-vs-naive-rounds", "fire", "rounds", ">= 1.5"),
+    Ratio("HF: ours regular / naive, one model, per round (speed)", "hf-vs-naive-rounds", "regular", "rounds",
+          ">= 1.5"),
     Ratio("vLLM: FIRE cost / regular cost", "vllm-fire", "vllm-regular", "cost", "<= 1.05"),
     Ratio("vLLM: ours FIRE / raw n-sampling (speed)", "vllm-fire", "vllm-raw", "speed", ">= 0.9"),
     Ratio("vLLM: ours regular / raw n-sampling (speed)", "vllm-regular", "vllm-raw", "speed", ">= 0.9"),
+    Ratio("vLLM: ours FIRE / raw n=, one engine, per round (speed)", "vllm-vs-raw-rounds", "fire", "rounds",
+          ">= 0.95"),
+    Ratio("vLLM: ours regular / raw n=, one engine, per round (speed)", "vllm-vs-raw-rounds", "regular", "rounds",
+          ">= 0.95"),
     Ratio("llama.cpp: FIRE cost / regular cost", "llamacpp-fire", "llamacpp-regular", "cost", "<= 1.05"),
     Ratio("llama.cpp: ours FIRE n branches / single stream (speed)", "llamacpp-fire", "llamacpp-single", "speed", ">= 2"),
     Ratio("llama.cpp FIRE / HF FIRE (speed)", "llamacpp-fire", "hf-fire", "speed", ">= 1"),
@@ -319,9 +386,10 @@ def worker(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     run = row.setup(args.model, args)
     load_s = time.perf_counter() - t0
-    if row.paired:
+    if row.paired or row.rounds:
+        measured = paired(*run, args) if row.paired else rounds(run, args)
         return {"row": row.name, "model": args.model, "what": row.what, "load_s": round(load_s, 1),
-                **paired(*run, args), "peak_rss_mb": round(rss.stop() / 2**20)}
+                **measured, "peak_rss_mb": round(rss.stop() / 2**20)}
     run(args.warmup_tokens)  # warm-up (first-call costs, prefix cache filled as in any later call)
     rates, tokens = [], []
     for _ in range(args.repeats):
@@ -355,6 +423,30 @@ def paired(a: Runner, b: Runner, args: argparse.Namespace) -> dict:
             "ratio": round(statistics.median(ratios), 3), "ratio_all": [round(r, 3) for r in ratios], "tokens": tokens}
 
 
+def rounds(runners: dict[str, Runner], args: argparse.Namespace) -> dict:
+    """Time every runner once per round, the order rotated each round (a drifting load hits all alike);
+    report each runner's median tokens/s and the median of its per-round ratios to the first runner."""
+    names = list(runners)
+    for name in names:
+        runners[name](args.warmup_tokens)
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    tokens: dict[str, list[int]] = {name: [] for name in names}
+    for i in range(args.repeats):
+        for name in names[i % len(names):] + names[: i % len(names)]:
+            t0 = time.perf_counter()
+            count = runners[name](args.new_tokens)
+            rates[name].append(count / (time.perf_counter() - t0))
+            tokens[name].append(count)
+    base = names[0]
+    per_round = {name: [x / y for x, y in zip(rates[name], rates[base])] for name in names[1:]}
+    return {"baseline": base,
+            "tok_s": {name: round(statistics.median(r), 2) for name, r in rates.items()},
+            "tok_s_all": {name: [round(x, 2) for x in r] for name, r in rates.items()},
+            "ratio": {name: round(statistics.median(r), 3) for name, r in per_round.items()},
+            "ratio_all": {name: [round(x, 3) for x in r] for name, r in per_round.items()},
+            "tokens": tokens}
+
+
 # ----------------------------------------------------------------------------------------- driver
 def run_row(row: Row, model: str, args: argparse.Namespace) -> dict:
     python = sys.executable if row.python == "main" else str(args.vllm_python)
@@ -377,6 +469,8 @@ def run_row(row: Row, model: str, args: argparse.Namespace) -> dict:
 def ratio_value(ratio: Ratio, by_row: dict[str, dict]) -> float | None:
     if ratio.kind == "paired":
         return by_row.get(ratio.num, {}).get("ratio")
+    if ratio.kind == "rounds":
+        return by_row.get(ratio.num, {}).get("ratio", {}).get(ratio.den)
     a, b = by_row.get(ratio.num, {}).get("tok_s"), by_row.get(ratio.den, {}).get("tok_s")
     if not a or not b:
         return None
@@ -399,6 +493,13 @@ def print_table(results: list[dict], models: list[str]) -> list[dict]:
         for r in rows:
             if "error" in r:
                 print(f"| {r['row']} | error: {r['error']} | | | | |")
+            elif "baseline" in r:  # a rounds row: one line per runner, its per-round ratios to the baseline
+                for name, rate in r["tok_s"].items():
+                    runs = ", ".join(f"{x:.1f}" for x in r["tok_s_all"][name])
+                    if name in r["ratio_all"]:
+                        runs += f" (to {r['baseline']}: {', '.join(f'{x:.2f}' for x in r['ratio_all'][name])})"
+                    print(f"| {r['row']} / {name} | {r['what']} | {rate:.1f} | {runs} | {r['peak_rss_mb']} "
+                          f"| {r['load_s']} |")
             elif "ratio" in r:  # a paired row: both ways, and each pair's ratio
                 print(f"| {r['row']} | {r['what']} | {r['tok_s']:.1f} vs {r['tok_s_other']:.1f} "
                       f"| ratios {', '.join(f'{x:.2f}' for x in r['ratio_all'])} | {r['peak_rss_mb']} | {r['load_s']} |")

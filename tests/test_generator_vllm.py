@@ -113,23 +113,31 @@ def test_same_seed_same_branches(vgen, ids):
 
 def test_vocab_guard_blocks_ids_past_the_tokenizer(vgen, hgen, ids):
     """Pretend the tokenizer ends at the largest id among the 16 most likely next tokens: that token
-    (a 1-in-16 hot draw) must never be drawn, nor any id past it later."""
+    (a 1-in-16 hot draw) must never be drawn, nor any id past it later. The engine masks it (the
+    guard's logits processor) in batches of guarded rows only, and mixed with unguarded look-ups."""
+    from prm_fire.records import BranchRequest
+
     cut = max(_logits(hgen, ids).topk(16).indices.tolist())
-    saved = vgen.vocab_size, vgen.allowed
-    vgen.vocab_size, vgen.allowed = cut, list(range(cut))
+    saved = vgen.vocab_size, vgen.guarded
+    vgen.vocab_size, vgen.guarded = cut, True
     try:
         for method in ("fire", "regular"):
             cfg = SamplingConfig(method=method, temperature=1.0, max_new_tokens=6, seed=5)
             branches = vgen.branch_ids(ids, 10, cfg)
             assert all(t < cut for b in branches for t in b.token_ids), method
+        both = vgen.branch_many([BranchRequest(prompt_ids=ids, n=10, sampling=SamplingConfig(
+            method=method, temperature=1.5, max_new_tokens=6, seed=6)) for method in ("fire", "regular")])
+        assert all(t < cut for branches in both for b in branches for t in b.token_ids)
     finally:
-        vgen.vocab_size, vgen.allowed = saved
+        vgen.vocab_size, vgen.guarded = saved
     assert vgen.vocab_size == len(vgen.tokenizer)  # SmolLM: output rows == vocabulary, no guard needed
+    assert not vgen.guarded
 
 
 def test_many_requests_share_two_engine_calls_and_match_each_alone(vgen, monkeypatch):
-    """4 prefixes x (FIRE, regular), each with its own seed and budget: one look-up call for the FIRE
-    prompts, one call for every continuation; each request keeps the first tokens it gets alone."""
+    """4 prefixes x (FIRE, regular), each with its own seed and budget: one call for every first token
+    (a look-up per FIRE prompt, a one-token draw per regular branch), one call for every continuation;
+    each request keeps the first tokens it gets alone."""
     from prm_fire.records import BranchRequest
 
     prefixes = ["", PREFIX, PREFIX + "Step 2: 12 * 10 = 120.\n", "Let me compute"]
@@ -143,7 +151,7 @@ def test_many_requests_share_two_engine_calls_and_match_each_alone(vgen, monkeyp
     real = vgen.llm.generate
     monkeypatch.setattr(vgen.llm, "generate", lambda *a, **k: calls.append(len(a[0])) or real(*a, **k))
     together = vgen.branch_many(requests)
-    assert calls == [len(prefixes), 40]  # distinct FIRE prompts, then 4 x (5 + 5) continuations
+    assert calls == [len(prefixes) + 20, 40]  # FIRE look-ups + 4 x 5 regular draws, then 4 x (5 + 5) continuations
     for req, a, b in zip(requests, alone, together):
         assert [x.first_token_id for x in b] == [x.first_token_id for x in a]
         assert [x.index for x in b] == list(range(5)) and {x.method for x in b} == {req.sampling.method}
@@ -164,3 +172,25 @@ def test_default_engine_serves_a_model_whose_window_exceeds_the_token_budget():
         assert [len(b.token_ids) for b in branches] == [4, 4]
     finally:
         gen.close()
+
+
+def test_engine_computes_on_every_core_of_a_small_cpu(vgen):
+    """The engine's worker was started with the backend's thread binding (all usable cores, none
+    reserved, on a machine of at most SMALL_CPU cores) unless the environment chose one."""
+    import os
+
+    import psutil
+
+    from prm_fire.generators.vllm import cpu_threads_env
+
+    expected = cpu_threads_env()
+    if not expected:
+        pytest.skip("the environment or the machine keeps vLLM's own binding here")
+    workers = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            workers.append(child.environ().get("OMP_NUM_THREADS"))
+        except psutil.Error:
+            continue
+    assert str(len(expected["VLLM_CPU_OMP_THREADS_BIND"].split(","))) in workers, workers
+    assert "VLLM_CPU_NUM_OF_RESERVED_CPU" not in os.environ  # the caller's environment is restored

