@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prm_fire.limits import LimitError, ModelShape, check_context, check_memory, model_shape
 from prm_fire.prefixes import Prefix, PrefixError, build_prefix
@@ -153,7 +154,11 @@ class Request:
 
 
 class TokenCounter:
-    """Counts tokens with the model's ``tokenizer.json`` (the ``tokenizers`` library: no transformers import).
+    """Counts tokens with the model's tokenizer alone (the ``tokenizers`` library), never loading the model.
+
+    The tokenizer comes from whichever exists: the converted folder's (or a local folder's)
+    ``tokenizer.json``, the hub's ``tokenizer.json``, or, for an embedded model not converted yet,
+    its GGUF metadata (the same tokenizer the conversion will save).
 
     :meth:`at_least` is a lower bound on the chat-templated prompt: the template adds tokens, and
     each text is counted alone, less one token per joint (BPE may merge across a joint). A refusal
@@ -161,19 +166,14 @@ class TokenCounter:
     """
 
     def __init__(self, model: str) -> None:
-        self._tokenizer = None
-        path = _tokenizer_file(model)
-        if path is not None:
-            from tokenizers import Tokenizer
-
-            self._tokenizer = Tokenizer.from_file(str(path))
+        self._tokenizer = _tokenizer(model)
 
     @property
     def available(self) -> bool:
         return self._tokenizer is not None
 
     def at_least(self, texts: tuple[str, ...]) -> int:
-        """A lower bound on the prompt's tokens (0 when no tokenizer is available without conversion)."""
+        """A lower bound on the prompt's tokens (0 when no tokenizer could be read)."""
         if self._tokenizer is None:
             return 0
         parts = [t for t in texts if t]
@@ -181,22 +181,43 @@ class TokenCounter:
         return max(0, sum(len(c.ids) for c in counts) - max(0, len(parts) - 1))
 
 
-def _tokenizer_file(model: str) -> Path | None:
+def _tokenizer(model: str) -> Any:
+    """The model's ``tokenizers.Tokenizer`` without loading or converting the model; None if unreadable."""
+    from tokenizers import Tokenizer
+
     from prm_fire.models import EMBEDDED, converted_folder
 
     if model in EMBEDDED:
         folder = converted_folder(model)
+        path = folder / "tokenizer.json" if folder is not None else _gguf_tokenizer_file(model)
     elif Path(model).expanduser().is_dir():
-        folder = Path(model).expanduser()
+        path = Path(model).expanduser() / "tokenizer.json"
     else:
         try:
             from huggingface_hub import hf_hub_download
 
-            return Path(hf_hub_download(model, "tokenizer.json"))
+            path = Path(hf_hub_download(model, "tokenizer.json"))
         except Exception:  # noqa: BLE001 - no tokenizer file: the counts stay lower bounds of 0
             return None
-    path = folder / "tokenizer.json" if folder is not None else None
-    return path if path is not None and path.is_file() else None
+    return Tokenizer.from_file(str(path)) if path.is_file() else None
+
+
+def _gguf_tokenizer_file(key: str) -> Path:
+    """Before the first conversion: the tokenizer stored in the embedded model's GGUF metadata (the one the
+    conversion saves), as a ``tokenizer.json`` kept in the cache after the first (slow) read."""
+    import os
+
+    from prm_fire.models import gguf_path, metadata_file
+
+    path = metadata_file(key, "tokenizer.json")
+    if not path.is_file():
+        from transformers import AutoTokenizer
+
+        gguf = gguf_path(key)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).backend_tokenizer.save(str(tmp))
+        os.replace(tmp, path)
+    return path
 
 
 def check_requests(

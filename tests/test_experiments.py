@@ -145,8 +145,9 @@ def test_whole_chain_on_two_real_items_and_resume(tmp_path, shared_data, capsys)
     assert (stats["problems"], stats["kept"]) == (2, len(items)) and stats["prm_tokens_unrecorded"] == 0
     assert stats["insertion_tokens"] == sum(c["tokens"] for c in cells.values()) > 0
     generated = stats["base_tokens"] + stats["prm_tokens"] + stats["insertion_tokens"]
-    assert stats["tokens_per_second"] == pytest.approx(generated / stats["seconds"], rel=0.01)
-    assert stats["seconds_per_kept_item"] == pytest.approx(stats["seconds"] / stats["kept"], abs=0.1)
+    # Both are rounded to 0.1 when recorded: recomputed from the recorded counts they agree exactly.
+    assert stats["tokens_per_second"] == round(generated / stats["seconds"], 1)
+    assert stats["seconds_per_kept_item"] == round(stats["seconds"] / stats["kept"], 1)
     printed = capsys.readouterr().out
     assert "PRM-line" in printed and "Paper (Qwen2-7B-Instruct" in printed
 

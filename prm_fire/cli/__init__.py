@@ -19,9 +19,20 @@ COMMANDS: dict[str, ModuleType] = {"branch": branch, "processbench": processbenc
 INTERRUPTED = 130  # 128 + SIGINT, what shells report for a command stopped by Ctrl-C
 
 
+def installed_version() -> str:
+    """The installed distribution's version (``prm-fire --version``); ``unknown`` when run from a bare checkout."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("prm-fire")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every subcommand of :data:`COMMANDS` (errors: one line, exit 2)."""
     parser = OneLineParser(prog="prm-fire", description="Process-reward-guided FIRE sampling.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMANDS.values():
         module.add_parser(sub)
