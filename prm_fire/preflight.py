@@ -8,6 +8,7 @@ naming the input (``--data``, ``--model``, a config field, a file and line) and 
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,12 +79,14 @@ def check_prm(name: str, options: dict, *, where: str = "--prm", where_options: 
 
 
 def read_problems(path: str | Path, *, where: str = "--data") -> list[Problem]:
-    """The problems of a data file; a missing file, a folder or a bad line is one line naming it."""
+    """The problems of a data file; a missing file, a folder, a file over :data:`MAX_INPUT_BYTES` or a bad
+    line is one line naming it."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{where}: {path}: no such file")
     if path.is_dir():
         raise InputError(f"{where}: {path} is a folder, not a data file")
+    check_size(path, where=where)
     try:
         problems = load_problems(path)
     except DataError as err:
@@ -93,6 +96,37 @@ def read_problems(path: str | Path, *, where: str = "--data") -> list[Problem]:
     return problems
 
 
+MAX_INPUT_BYTES = 1 << 30
+"""The largest input file read (1 GiB; MATH's train set is 8 MB, ProcessBench's largest split 11 MB)."""
+
+
+def check_size(path: Path, *, where: str, limit: int = MAX_INPUT_BYTES) -> None:
+    """Refuse a file larger than ``limit``, or a device or pipe (``/dev/zero``: endless), before reading it."""
+    import stat
+
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{where}: {path} is not a regular file (a device or pipe cannot be read to its end)")
+    if path.stat().st_size > limit:
+        raise InputError(f"{where}: {path} has {path.stat().st_size:,} bytes, more than the {limit:,} read at most")
+
+
+def check_output(path: str | Path, *, where: str, folder: bool = False) -> Path:
+    """An output path that can be written: not a folder (or, ``folder``, not a file), no file among its
+    parents, and its nearest existing parent writable. Nothing is created."""
+    path = Path(path).expanduser()
+    if path.exists() and path.is_dir() != folder:
+        raise InputError(f"{where}: {path} is a {'file' if folder else 'folder'}, not a {'folder' if folder else 'file'}")
+    parent = path if path.exists() else path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{where}: {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{where}: {path}: {parent} is not writable")
+    return path
+
+
 def read_text(path: str | Path, *, where: str) -> str:
     """The text of a file the user named (a response file, a tree): missing, folder, not UTF-8 are errors."""
     path = Path(path)
@@ -100,6 +134,7 @@ def read_text(path: str | Path, *, where: str) -> str:
         raise InputError(f"{where}: {path}: no such file")
     if path.is_dir():
         raise InputError(f"{where}: {path} is a folder, not a file")
+    check_size(path, where=where)
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:

@@ -39,6 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _close_progress_bars() -> None:
+    """Close open tqdm bars now, so their last line comes before the ``interrupted:`` line, not after it."""
+    if "tqdm" in sys.modules:
+        from tqdm import tqdm
+
+        for bar in list(getattr(tqdm, "_instances", ())):
+            bar.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``prm-fire`` console script; bad input exits 2, Ctrl-C exits 130."""
     from prm_fire.models import ModelError
@@ -50,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return command.run(args)
     except KeyboardInterrupt:
         standing = command.standing(args) if command is not None else "nothing was started"
+        _close_progress_bars()
         print(f"\ninterrupted: {standing}", file=sys.stderr)
         return INTERRUPTED
     except InputErrors as err:
