@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
         report(["; ".join(line.strip() for line in message.splitlines() if line.strip())])  # one line
         return 2
+    except OSError as err:  # a full disk, a file system turned read-only: no traceback, the file named
+        report([f"{err.filename}: {err.strerror}" if err.filename else str(err)])
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover
