@@ -55,6 +55,7 @@ def test_ctrl_c_in_branch_says_nothing_was_written(tmp_path):
     assert _status_lines(done.stderr) == [
         f"interrupted: nothing written (the tree goes to {out} once every branch is graded); "
         "rerun the same command to start again"]
+    assert done.stderr.rstrip().splitlines()[-1].startswith("interrupted:")  # no progress bar drawn after it
     assert not out.exists()
 
 
