@@ -37,7 +37,7 @@ cli="$WORK/venv/bin/prm-fire"
 "$cli" --help > /dev/null
 "$cli" branch --help > /dev/null
 # A real command: the shipped problems, the smallest embedded model, grading, the tree and its HTML page.
-"$cli" branch --model smollm2-135m --n 2 --max-new-tokens 16 --out "$WORK/out/tree.json" > "$WORK/branch.log"
+"$cli" branch --model smollm2-135m --n 2 --max-new-tokens 4 --out "$WORK/out/tree.json" > "$WORK/branch.log"
 test -s "$WORK/out/tree.json" && test -s "$WORK/out/tree.html"
 tail -n 3 "$WORK/branch.log"
 echo "wheel CI took $(( $(date +%s) - start ))s"

@@ -116,7 +116,8 @@ def check_output(path: str | Path, *, where: str, folder: bool = False) -> Path:
     parents, and its nearest existing parent writable. Nothing is created."""
     path = Path(path).expanduser()
     if path.exists() and path.is_dir() != folder:
-        raise InputError(f"{where}: {path} is a {'file' if folder else 'folder'}, not a {'folder' if folder else 'file'}")
+        want, found = ("folder", "file") if folder else ("file", "folder")
+        raise InputError(f"{where}: {path} is a {found}, not a {want}")
     parent = path if path.exists() else path.parent
     while not parent.exists():
         parent = parent.parent

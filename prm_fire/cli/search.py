@@ -117,7 +117,8 @@ def check(args: argparse.Namespace):
         longest = (args.response_max_new_tokens if response is None else 0) + args.max_new_tokens
         check_requests(shape, [Request("--max-new-tokens: prompt + the starting response, then a branch",
                                        (*prompt, *start), longest)],
-                       n=args.n * args.width, bytes_per_value=kv_bytes(args.backend, {}), where=f"--n {args.n} x --width {args.width} =")
+                       n=args.n * args.width, bytes_per_value=kv_bytes(args.backend, {}),
+                       where=f"--n {args.n} x --width {args.width} =")
     problems.raise_if_any()
     return problem, response, config, (options if uses_scorer else None)
 
