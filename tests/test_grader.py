@@ -258,12 +258,13 @@ def test_grade_record_checks_the_rule_and_round_trips() -> None:
 
 
 def test_threads_give_the_same_verdicts() -> None:
-    cases = [(boxed(p.values[i]), p.values[0]) for p in MATH_PAIRS[:12] for i in (1, 2)]
-    on_main = [grade(response, gold) for response, gold in cases]
+    # A limit no loaded machine reaches (the default 5 s tripped at load 30): only the threads may differ.
+    cases = [(boxed(p.values[i]), p.values[0], 300.0) for p in MATH_PAIRS[:12] for i in (1, 2)]
+    on_main = [grade(response, gold, timeout=limit) for response, gold, limit in cases]
     with ThreadPoolExecutor(max_workers=3) as pool:
-        in_pool = list(pool.map(lambda case: grade(*case), cases))
+        in_pool = list(pool.map(lambda case: grade(case[0], case[1], timeout=case[2]), cases))
     in_thread: list[Grade] = []
-    thread = threading.Thread(target=lambda: in_thread.extend(grade(r, g) for r, g in cases))
+    thread = threading.Thread(target=lambda: in_thread.extend(grade(r, g, timeout=t) for r, g, t in cases))
     thread.start()
     thread.join()
     assert in_pool == on_main and in_thread == on_main
