@@ -1,24 +1,66 @@
-"""Write a file or folder under a temporary sibling name, then rename it into place.
+"""Outputs appear whole or not at all: written under a temporary name beside the target, then renamed.
 
-A reader never sees a half-written output: a failed or killed write leaves at most a hidden
-``.<name>.tmp-<pid>`` sibling (removed on failure), and an existing target is only replaced once the
-new one is complete.
+A full disk or a kill mid-write leaves the old output (or none) and at most a hidden temporary sibling,
+never a truncated page, table or data set. Three forms of one idea: :func:`write_atomic` for text or
+bytes, :func:`replacing` for any writer that takes a path (``savefig``), :func:`replace_atomically` for
+a writer that may make a folder (``Dataset.save_to_disk``).
+
+>>> import tempfile, pathlib
+>>> target = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+>>> write_atomic(target, "done\\n")
+>>> target.read_text(), sorted(p.name for p in target.parent.iterdir())
+('done\\n', ['a.txt'])
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+
+def _temporary(path: Path, kind: str) -> Path:
+    """A hidden sibling of ``path`` that keeps its suffix (savefig reads the format from it)."""
+    return path.with_name(f".{path.stem}.{os.getpid()}.{kind}{path.suffix}")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """``with replacing(path) as tmp:`` write ``tmp``; it becomes ``path`` only if the block ends without
+    an error, else it is removed."""
+    path = Path(path)
+    tmp = _temporary(path, "tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        _remove(tmp)
+
+
+def write_atomic(path: str | Path, data: str | bytes, *, encoding: str = "utf-8") -> None:
+    """Write ``data`` to ``path`` through a temporary file (see the module docstring)."""
+    with replacing(path) as tmp:
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data, encoding=encoding)
 
 
 def replace_atomically(target: str | Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(temp)`` with a sibling path of ``target``, then move ``temp`` onto ``target``.
 
-    ``write`` creates a file or a folder at the path it is given. A folder replaces an existing
-    folder (the old one is moved aside first and deleted after); on any error the temporary output is
-    deleted and ``target`` is left as it was.
+    ``write`` creates a file or a folder at the path it is given. A folder replaces an existing folder
+    (the old one is moved aside first and deleted after); on any error the temporary output is deleted
+    and ``target`` is left as it was.
 
     >>> import tempfile
     >>> out = Path(tempfile.mkdtemp()) / "a.txt"
@@ -26,8 +68,7 @@ def replace_atomically(target: str | Path, write: Callable[[Path], object]) -> P
     'done'
     """
     target = Path(target)
-    temp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    temp, old = _temporary(target, "tmp"), _temporary(target, "old")
     try:
         write(temp)
         if temp.is_dir() and target.is_dir():
@@ -42,11 +83,4 @@ def replace_atomically(target: str | Path, write: Callable[[Path], object]) -> P
     return target
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists():
-        path.unlink()
-
-
-__all__ = ["replace_atomically"]
+__all__ = ["replace_atomically", "replacing", "write_atomic"]

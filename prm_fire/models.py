@@ -220,6 +220,14 @@ def ensure_eos(key: str, folder: Path) -> bool:
     return True
 
 
+def metadata_file(key: str, what: str) -> Path:
+    """Where the checks keep what they read from an embedded model's GGUF metadata (shape, tokenizer), so
+    a fresh machine reads the slow metadata once, before any conversion. Named by the GGUF's sha256."""
+    folder = cache_dir() / "gguf-metadata"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{key}-{EMBEDDED[key].sha256[:12]}-{what}"
+
+
 def converted_folder(key: str) -> Path | None:
     """The converted HF folder of an embedded key, or None if it has not been converted yet."""
     folder = cache_dir() / "hf" / key

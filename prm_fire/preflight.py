@@ -8,8 +8,10 @@ naming the input (``--data``, ``--model``, a config field, a file and line) and 
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prm_fire.limits import LimitError, ModelShape, check_context, check_memory, model_shape
 from prm_fire.prefixes import Prefix, PrefixError, build_prefix
@@ -77,12 +79,14 @@ def check_prm(name: str, options: dict, *, where: str = "--prm", where_options: 
 
 
 def read_problems(path: str | Path, *, where: str = "--data") -> list[Problem]:
-    """The problems of a data file; a missing file, a folder or a bad line is one line naming it."""
+    """The problems of a data file; a missing file, a folder, a file over :data:`MAX_INPUT_BYTES` or a bad
+    line is one line naming it."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{where}: {path}: no such file")
     if path.is_dir():
         raise InputError(f"{where}: {path} is a folder, not a data file")
+    check_size(path, where=where)
     try:
         problems = load_problems(path)
     except DataError as err:
@@ -92,6 +96,38 @@ def read_problems(path: str | Path, *, where: str = "--data") -> list[Problem]:
     return problems
 
 
+MAX_INPUT_BYTES = 1 << 30
+"""The largest input file read (1 GiB; MATH's train set is 8 MB, ProcessBench's largest split 11 MB)."""
+
+
+def check_size(path: Path, *, where: str, limit: int = MAX_INPUT_BYTES) -> None:
+    """Refuse a file larger than ``limit``, or a device or pipe (``/dev/zero``: endless), before reading it."""
+    import stat
+
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{where}: {path} is not a regular file (a device or pipe cannot be read to its end)")
+    if path.stat().st_size > limit:
+        raise InputError(f"{where}: {path} has {path.stat().st_size:,} bytes, more than the {limit:,} read at most")
+
+
+def check_output(path: str | Path, *, where: str, folder: bool = False) -> Path:
+    """An output path that can be written: not a folder (or, ``folder``, not a file), no file among its
+    parents, and its nearest existing parent writable. Nothing is created."""
+    path = Path(path).expanduser()
+    if path.exists() and path.is_dir() != folder:
+        want, found = ("folder", "file") if folder else ("file", "folder")
+        raise InputError(f"{where}: {path} is a {found}, not a {want}")
+    parent = path if path.exists() else path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{where}: {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{where}: {path}: {parent} is not writable")
+    return path
+
+
 def read_text(path: str | Path, *, where: str) -> str:
     """The text of a file the user named (a response file, a tree): missing, folder, not UTF-8 are errors."""
     path = Path(path)
@@ -99,6 +135,7 @@ def read_text(path: str | Path, *, where: str) -> str:
         raise InputError(f"{where}: {path}: no such file")
     if path.is_dir():
         raise InputError(f"{where}: {path} is a folder, not a file")
+    check_size(path, where=where)
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
@@ -153,7 +190,11 @@ class Request:
 
 
 class TokenCounter:
-    """Counts tokens with the model's ``tokenizer.json`` (the ``tokenizers`` library: no transformers import).
+    """Counts tokens with the model's tokenizer alone (the ``tokenizers`` library), never loading the model.
+
+    The tokenizer comes from whichever exists: the converted folder's (or a local folder's)
+    ``tokenizer.json``, the hub's ``tokenizer.json``, or, for an embedded model not converted yet,
+    its GGUF metadata (the same tokenizer the conversion will save).
 
     :meth:`at_least` is a lower bound on the chat-templated prompt: the template adds tokens, and
     each text is counted alone, less one token per joint (BPE may merge across a joint). A refusal
@@ -161,19 +202,14 @@ class TokenCounter:
     """
 
     def __init__(self, model: str) -> None:
-        self._tokenizer = None
-        path = _tokenizer_file(model)
-        if path is not None:
-            from tokenizers import Tokenizer
-
-            self._tokenizer = Tokenizer.from_file(str(path))
+        self._tokenizer = _tokenizer(model)
 
     @property
     def available(self) -> bool:
         return self._tokenizer is not None
 
     def at_least(self, texts: tuple[str, ...]) -> int:
-        """A lower bound on the prompt's tokens (0 when no tokenizer is available without conversion)."""
+        """A lower bound on the prompt's tokens (0 when no tokenizer could be read)."""
         if self._tokenizer is None:
             return 0
         parts = [t for t in texts if t]
@@ -181,22 +217,43 @@ class TokenCounter:
         return max(0, sum(len(c.ids) for c in counts) - max(0, len(parts) - 1))
 
 
-def _tokenizer_file(model: str) -> Path | None:
+def _tokenizer(model: str) -> Any:
+    """The model's ``tokenizers.Tokenizer`` without loading or converting the model; None if unreadable."""
+    from tokenizers import Tokenizer
+
     from prm_fire.models import EMBEDDED, converted_folder
 
     if model in EMBEDDED:
         folder = converted_folder(model)
+        path = folder / "tokenizer.json" if folder is not None else _gguf_tokenizer_file(model)
     elif Path(model).expanduser().is_dir():
-        folder = Path(model).expanduser()
+        path = Path(model).expanduser() / "tokenizer.json"
     else:
         try:
             from huggingface_hub import hf_hub_download
 
-            return Path(hf_hub_download(model, "tokenizer.json"))
+            path = Path(hf_hub_download(model, "tokenizer.json"))
         except Exception:  # noqa: BLE001 - no tokenizer file: the counts stay lower bounds of 0
             return None
-    path = folder / "tokenizer.json" if folder is not None else None
-    return path if path is not None and path.is_file() else None
+    return Tokenizer.from_file(str(path)) if path.is_file() else None
+
+
+def _gguf_tokenizer_file(key: str) -> Path:
+    """Before the first conversion: the tokenizer stored in the embedded model's GGUF metadata (the one the
+    conversion saves), as a ``tokenizer.json`` kept in the cache after the first (slow) read."""
+    import os
+
+    from prm_fire.models import gguf_path, metadata_file
+
+    path = metadata_file(key, "tokenizer.json")
+    if not path.is_file():
+        from transformers import AutoTokenizer
+
+        gguf = gguf_path(key)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).backend_tokenizer.save(str(tmp))
+        os.replace(tmp, path)
+    return path
 
 
 def check_requests(

@@ -21,6 +21,7 @@ from prm_fire.records import BranchSet, GradedBranch
 from prm_fire.grader import Grade, answers_equivalent
 from prm_fire.metrics import effective_answers, pass_at_k
 from prm_fire.prefixes import Prefix
+from prm_fire.atomic import write_atomic
 from prm_fire.problems import Problem
 from prm_fire.sampling import Method, SamplingConfig
 from prm_fire.steps import Step, StepMode, split_steps
@@ -279,6 +280,8 @@ def tree_from_json(text: str, *, source: str = "<string>") -> nx.DiGraph:
                         f"{where}: {first['msg']}{node})") from None
     tree = nx.DiGraph(**doc.graph, schema_version=doc.schema_version)
     for entry in doc.nodes:
+        if entry.id in tree:  # a second record would silently replace the first
+            raise TreeError(f"{source}: node id {entry.id!r} appears more than once")
         tree.add_node(entry.id, data=entry.data)
     for edge in doc.edges:
         for end in (edge.source, edge.target):
@@ -320,7 +323,7 @@ def save_tree(tree: nx.DiGraph, path: str | Path) -> Path:
     """Write the tree's JSON to ``path`` (parent folders created)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(tree_to_json(tree))
+    write_atomic(path, tree_to_json(tree))
     return path
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import networkx as nx
 
+from prm_fire.atomic import replacing, write_atomic
 from prm_fire.tree import BranchNode, PrefixNode, ProblemNode, ResponseNode
 from prm_fire.view import visible_token
 
@@ -94,7 +95,7 @@ def write_dot(tree: nx.DiGraph, path: str | Path) -> Path:
     path = Path(path)
     text = to_dot(tree)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    write_atomic(path, text)
     return path
 
 
@@ -150,6 +151,7 @@ def write_png(tree: nx.DiGraph, path: str | Path, *, dpi: int = 150) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=dpi)
     plt.close(fig)
     return path

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import networkx as nx
 
+from prm_fire.atomic import write_atomic
 from prm_fire.steps import split_steps
 from prm_fire.tree import (
     BranchNode,
@@ -325,7 +326,7 @@ def write_html(tree: nx.DiGraph, path: str | Path, *, title: str | None = None) 
     """Write :func:`render_html` of ``tree`` to ``path`` (parent folders created)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(tree, title=title), encoding="utf-8")
+    write_atomic(path, render_html(tree, title=title))
     return path
 
 

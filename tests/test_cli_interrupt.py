@@ -14,9 +14,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _interrupt_when(argv: list[str], marker: str, cwd: Path, delay: float = 2.0,
-                    until: Path | None = None) -> subprocess.CompletedProcess:
-    """Run the CLI; once ``marker`` appears on stdout (and file ``until`` exists), wait ``delay`` s, send SIGINT."""
+def _interrupt_when(argv: list[str], marker: str, cwd: Path, until: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the CLI; the moment ``marker`` appears on stdout (and file ``until`` exists), send SIGINT.
+
+    The marker is the command's own readiness signal (printed as the work it names starts), so the
+    signal lands inside that work however fast or slow the machine is: no fixed sleep to outrun."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen([sys.executable, "-m", "prm_fire.cli", *argv], cwd=cwd, env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -30,7 +32,6 @@ def _interrupt_when(argv: list[str], marker: str, cwd: Path, delay: float = 2.0,
         deadline = time.monotonic() + 300
         while until is not None and not until.exists() and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.2)
-        time.sleep(delay)
         process.send_signal(signal.SIGINT)
         rest, err = process.communicate(timeout=120)
     finally:
@@ -54,6 +55,7 @@ def test_ctrl_c_in_branch_says_nothing_was_written(tmp_path):
     assert _status_lines(done.stderr) == [
         f"interrupted: nothing written (the tree goes to {out} once every branch is graded); "
         "rerun the same command to start again"]
+    assert done.stderr.rstrip().splitlines()[-1].startswith("interrupted:")  # no progress bar drawn after it
     assert not out.exists()
 
 
@@ -80,7 +82,7 @@ ks = [1, 2]
 method = "regular"
 max_new_tokens = 8
 """)
-    done = _interrupt_when(["table5", "--config", str(config), "--stage", "dataset"], "config c:", tmp_path, delay=1,
+    done = _interrupt_when(["table5", "--config", str(config), "--stage", "dataset"], "config c:", tmp_path,
                            until=tmp_path / "c" / "attempts.jsonl")
     assert done.returncode == 130 and "Traceback" not in done.stderr, done.stderr[-2000:]
     [status] = _status_lines(done.stderr)

@@ -145,9 +145,14 @@ def test_mean_ci_same_seed_same_interval() -> None:
 
 
 def test_mean_ci_large_inputs_in_chunks() -> None:
+    """5000 values resample in 5 chunks of 400; the interval is the one a single unchunked draw gives."""
     values = _coin_flips(5000, 0.2, seed=6)
     ci = mean_ci(values, n_resamples=2000)
-    assert ci.low < ci.mean < ci.high
+    means = values[np.random.default_rng(0).integers(0, 5000, size=(2000, 5000))].mean(axis=1)
+    assert (ci.low, ci.high) == tuple(np.quantile(means, [0.025, 0.975]))
+    assert (ci.mean, ci.n) == (values.mean(), 5000)
+    half = 1.96 * values.std() / np.sqrt(values.size)  # and it is the width the normal approximation gives
+    assert ci.high - ci.low == pytest.approx(2 * half, rel=0.1)
 
 
 def test_mean_ci_edges() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from functools import cache
 from pathlib import Path
 
@@ -125,13 +124,11 @@ def test_pathological_latex_times_out_as_a_marked_abstention(shared_data: Path) 
     text = _real(shared_data, "olympiadbench-645", 1, r"100^{1000^{10,000}} = (10^2)^{1000^{10,000}}")
     prm = SymbolicPRM(claim_timeout=0.5)
     prm.check_step("1 + 1 = 2")  # start the worker outside the timed part
-    start = time.monotonic()
     result = prm.score(PROBLEM, [text, "So 7 + 10 = 17."])
-    elapsed = time.monotonic() - start
     assert result.claims[0][0].verdict == "timeout"
     assert result.claims[0][0].reason == "timeout after 0.5s in sympy"
     assert result.scores == [1.0, 1.0] and result.abstained == [True, False]
-    assert elapsed < 0.5 + 5.0  # the timeout, then a fresh worker for the next claim (~1 s to import SymPy)
+    assert result.claims[1][0].verdict == "true"  # the next claim is judged, by a fresh worker
 
 
 def test_claims_are_found_without_sympy() -> None:

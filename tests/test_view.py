@@ -220,3 +220,16 @@ def test_cli_names_a_missing_or_bad_tree(tmp_path, capsys):
     assert main(["view", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "missing.json" in err and "bad.json: not a prm-fire tree" in err
+
+
+def test_an_output_is_replaced_whole_or_left_as_it_was(tmp_path):
+    """A writer that fails midway (a full disk) leaves the old file and no temporary one."""
+    from prm_fire.atomic import replacing, write_atomic
+
+    page = tmp_path / "tree.html"
+    write_atomic(page, "old page")
+    with pytest.raises(OSError, match="No space left"):
+        with replacing(page) as tmp:
+            tmp.write_text("half a pa")
+            raise OSError(28, "No space left on device")
+    assert page.read_text() == "old page" and [p.name for p in tmp_path.iterdir()] == ["tree.html"]

@@ -20,13 +20,33 @@ COMMANDS: dict[str, ModuleType] = {"branch": branch, "export": export, "processb
 INTERRUPTED = 130  # 128 + SIGINT, what shells report for a command stopped by Ctrl-C
 
 
+def installed_version() -> str:
+    """The installed distribution's version (``prm-fire --version``); ``unknown`` when run from a bare checkout."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("prm-fire")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every subcommand of :data:`COMMANDS` (errors: one line, exit 2)."""
     parser = OneLineParser(prog="prm-fire", description="Process-reward-guided FIRE sampling.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMANDS.values():
         module.add_parser(sub)
     return parser
+
+
+def _close_progress_bars() -> None:
+    """Close open tqdm bars now, so their last line comes before the ``interrupted:`` line, not after it."""
+    if "tqdm" in sys.modules:
+        from tqdm import tqdm
+
+        for bar in list(getattr(tqdm, "_instances", ())):
+            bar.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         return command.run(args)
     except KeyboardInterrupt:
         standing = command.standing(args) if command is not None else "nothing was started"
+        _close_progress_bars()
         print(f"\ninterrupted: {standing}", file=sys.stderr)
         return INTERRUPTED
     except InputErrors as err:
@@ -49,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
         report(["; ".join(line.strip() for line in message.splitlines() if line.strip())])  # one line
         return 2
+    except OSError as err:  # a full disk, a file system turned read-only: no traceback, the file named
+        report([f"{err.filename}: {err.strerror}" if err.filename else str(err)])
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,7 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prm", required=True, help="scorer name in the PRMS registry (label, symbolic, rollout, ...)")
     p.add_argument("--prm-option", action="append", default=[], metavar="KEY=VALUE",
                    help="a field of the scorer's config (repeatable); VALUE is JSON or a string")
-    p.add_argument("--split", required=True, choices=SPLITS)
+    p.add_argument("--split", required=True, choices=SPLITS,
+                   help="ProcessBench split; ../shared/data/processbench holds gsm8k, math and olympiadbench, not "
+                        "omnimath (put omnimath.json from the hub's Qwen/ProcessBench in --data-dir to use it)")
     subset = p.add_mutually_exclusive_group()
     subset.add_argument("--limit", type=at_least(1), help="score the first N items only (>= 1)")
     subset.add_argument("--sample", type=at_least(1), metavar="N",
@@ -52,16 +54,26 @@ def _stem(args: argparse.Namespace) -> Path:
 
 def check(args: argparse.Namespace) -> tuple[dict[str, Any], Path, list]:
     """Check the scorer name and options, a model/backend they name, and the data file; nothing is built."""
-    from prm_fire.preflight import InputError
+    from prm_fire.preflight import InputError, check_output, check_size
     from prm_fire.problems import DataError, load_processbench
 
     problems = Problems()
     items = []
     options = checked_prm_options(problems, args.prm, args.prm_option)
     data = args.data_dir / f"{args.split}.json"
+    stem = _stem(args)
     with problems.check():
-        if data.is_dir() or not data.exists():
-            raise InputError(f"--data-dir/--split: {data}: {'is a folder' if data.is_dir() else 'no such file'}")
+        for suffix in (".jsonl", ".json", ".md"):
+            check_output(stem.with_name(stem.name + suffix), where="--out" if args.out else "results stem")
+    with problems.check():
+        if data.is_dir():
+            raise InputError(f"--data-dir/--split: {data}: is a folder")
+        if not data.exists():
+            held = sorted(p.stem for p in args.data_dir.glob("*.json")) if args.data_dir.is_dir() else []
+            raise InputError(f"--data-dir/--split: {data}: no such file" + (
+                f" ({args.data_dir} holds {', '.join(held)}; ProcessBench's other splits come from the hub's "
+                "Qwen/ProcessBench)" if held else ""))
+        check_size(data, where="--data-dir/--split")
         try:
             items = load_processbench(data, limit=args.limit)
         except DataError as err:

@@ -71,7 +71,7 @@ def check(args: argparse.Namespace):
     """Check every input without loading a model; returns (problem, response or None, config, scorer options)."""
     from pydantic import ValidationError
 
-    from prm_fire.preflight import InputError, Request, check_requests, kv_bytes, read_text
+    from prm_fire.preflight import InputError, Request, check_output, check_requests, kv_bytes, read_text
     from prm_fire.prompts import build_messages
     from prm_fire.search.cuts import make_cut
 
@@ -102,11 +102,14 @@ def check(args: argparse.Namespace):
                 first = err.errors()[0]
                 raise InputError(f"--{'.'.join(map(str, first['loc'])).replace('_', '-')}: {first['msg']}") from None
     uses_scorer = args.strategy == "search" and (cut is None or cut.needs_scores)
+    options = checked_prm_options(problems, args.prm, args.prm_option)  # a bad name is an error even if unused
     if uses_scorer:
-        options = checked_prm_options(problems, args.prm, args.prm_option)
         with problems.check():
             if args.prm in ("reference", "combined") and problem is not None and not problem.solution:
                 raise InputError(f"--prm {args.prm}: problem {problem.id!r} has no reference solution to check against")
+    with problems.check():  # the tree JSON and its HTML page beside it
+        for path in (args.out, args.out.with_suffix(".html")):
+            check_output(path, where="--out")
     shape = problems.engine(args.backend, args.model)
     with problems.check():
         prompt = tuple(m.content for m in build_messages(problem))
@@ -114,7 +117,8 @@ def check(args: argparse.Namespace):
         longest = (args.response_max_new_tokens if response is None else 0) + args.max_new_tokens
         check_requests(shape, [Request("--max-new-tokens: prompt + the starting response, then a branch",
                                        (*prompt, *start), longest)],
-                       n=args.n * args.width, bytes_per_value=kv_bytes(args.backend, {}))
+                       n=args.n * args.width, bytes_per_value=kv_bytes(args.backend, {}),
+                       where=f"--n {args.n} x --width {args.width} =")
     problems.raise_if_any()
     return problem, response, config, (options if uses_scorer else None)
 

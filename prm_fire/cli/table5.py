@@ -49,6 +49,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "(overrides the config's insertion.items)")
     p.add_argument("--allow-unequal", action="store_true",
                    help="table: aggregate even if the cells hold different items (a run still in progress)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="clear the run folder first; without it, a folder made with other record-changing settings "
+                        "(model, backend, sampling, PRM, filter, data selection, n) is refused, not resumed into")
 
 
 def level_list(text: str) -> list[int] | None:
@@ -80,7 +83,11 @@ def _config(args: argparse.Namespace):
 
     if Path(args.config).suffix and not Path(args.config).is_file():
         raise InputError(f"--config: {args.config}: no such file")
-    config = load_config(args.config, **({"out_dir": args.out_dir} if args.out_dir else {}))
+    try:
+        config = load_config(args.config, **({"out_dir": args.out_dir} if args.out_dir else {}))
+    except ValueError as err:
+        message = str(err)
+        raise InputError(f"--{message}" if message.startswith("config ") else f"--config: {message}") from None
     raw = config.model_dump()
     if args.wave_size is not None:
         raw["wave_size"] = args.wave_size
@@ -117,9 +124,16 @@ def check(args: argparse.Namespace):
         kv_bytes, read_problems
     from prm_fire.prompts import build_messages
 
+    from prm_fire.experiments.run_dir import check_settings
+    from prm_fire.preflight import check_output
+
     config = _config(args)
     problems = Problems()
-    data_flag = "--data" if args.data else f"config {config.name}: data.path"
+    out_flag = "--out-dir" if args.out_dir else f"--config {args.config}: out_dir"
+    with problems.check():
+        check_output(config.run_dir, where=out_flag, folder=True)
+        check_settings(config, where=f"--config {args.config}", overwrite=args.overwrite)
+    data_flag = "--data" if args.data else f"--config {args.config}: data.path"
     pool, items, shape = [], [], None
     if args.stage in ("all", "dataset", "pass-rate"):
         with problems.check():
@@ -131,7 +145,7 @@ def check(args: argparse.Namespace):
                     raise InputError(f"{data_flag}: {err}") from None
     if args.stage in ("all", "dataset"):
         with problems.check():
-            where = f"config {config.name}: prm"
+            where = f"--config {args.config}: prm"
             check_prm(config.prm.name, config.prm.options, where=f"{where}.name", where_options=f"{where}.options")
     if args.stage == "insertion":
         attempts = config.run_dir / "attempts.jsonl"
@@ -147,15 +161,15 @@ def check(args: argparse.Namespace):
                 raise InputError(f"--stage {args.stage}: no insertion results in {config.run_dir / 'insertion'}; "
                                  "run --stage insertion (or the whole chain) first")
     if args.stage in GENERATING_STAGES:
-        backend_flag = "--backend" if args.backend else f"config {config.name}: backend"
+        backend_flag = "--backend" if args.backend else f"--config {args.config}: backend"
         with problems.check():
             check_backend(config.backend, where=backend_flag)
         with problems.check():
-            shape = check_model(config.model, where=f"config {config.name}: model")
+            shape = check_model(config.model, where=f"--config {args.config}: model")
     if config.executor.kind == "ray":
         from prm_fire.scale.executor import check_ray_installed
 
-        where = "--ray" if args.ray is not None else f"config {config.name}: executor"
+        where = "--ray" if args.ray is not None else f"--config {args.config}: executor"
         with problems.check():
             if args.stage not in ("all", "table"):
                 raise InputError(f"{where}: the Ray executor runs the whole chain (no --stage, or --stage all); "
@@ -214,7 +228,20 @@ def standing(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run the asked stages in order, sharing one set of loaded models (built only if needed)."""
+    from prm_fire.experiments.run_dir import RunLock
+
     config = check(args)
+    with RunLock(config.run_dir, where="--out-dir" if args.out_dir else f"--config {args.config}: out_dir"):
+        return _run_locked(args, config)
+
+
+def _run_locked(args: argparse.Namespace, config) -> int:
+    """:func:`run` once this process holds the run folder: ``--overwrite`` clears it, the record is written."""
+    from prm_fire.experiments.run_dir import clear, write_record
+
+    if args.overwrite:
+        clear(config.run_dir)
+    write_record(config)
 
     from prm_fire.experiments.chain import run_chain
     from prm_fire.experiments.dataset import build_dataset
@@ -224,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"config {config.name}: model {config.model} ({config.backend}), PRM {config.prm.name}, "
           f"waves of {config.wave_size} problems, outputs in {config.run_dir}")
-    resources = Resources(config)
+    resources = Resources(config, progress=True)  # a bar inside each stage: every generator call shows its steps
     start = time.perf_counter()
     try:
         if args.stage == "pass-rate":

@@ -28,7 +28,7 @@ def check(args: argparse.Namespace) -> tuple[str, Path, object]:
     """The format, the output path and the tree read from its file: each problem one line."""
     import importlib.util
 
-    from prm_fire.preflight import InputError, read_text
+    from prm_fire.preflight import InputError, check_output, read_text
     from prm_fire.tree import TreeError, tree_from_json
 
     fmt = args.format
@@ -45,8 +45,11 @@ def check(args: argparse.Namespace) -> tuple[str, Path, object]:
             tree = tree_from_json(read_text(args.tree, where="tree"), source=str(args.tree))
         except TreeError as err:
             raise InputError(f"tree: {err}") from None
+    out = args.out or args.tree.with_suffix(f".{fmt}")
+    with problems.check():
+        check_output(out, where="-o/--out" if args.out else f"tree (the {fmt} goes beside it)")
     problems.raise_if_any()
-    return fmt, args.out or args.tree.with_suffix(f".{fmt}"), tree
+    return fmt, out, tree
 
 
 def standing(args: argparse.Namespace) -> str:

@@ -25,6 +25,7 @@ import time
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from tqdm.auto import tqdm
 
+from prm_fire.atomic import write_atomic
 from prm_fire.experiments.config import ExperimentConfig
 from prm_fire.experiments.dataset import base_seed, select_problems, solution_lines, waves
 from prm_fire.experiments.resources import Resources
@@ -193,6 +194,6 @@ def write_pass_rate(config: ExperimentConfig, records: list[ProblemPassRate]) ->
     """Summarize and write ``pass_rate.md`` and ``pass_rate.json`` into the run folder."""
     rows = summarize(records, min_lines=config.filter.min_first_error_step + 1)
     config.run_dir.mkdir(parents=True, exist_ok=True)
-    (config.run_dir / "pass_rate.md").write_text(render_pass_rate(config, rows))
-    (config.run_dir / "pass_rate.json").write_bytes(TypeAdapter(list[LevelPassRate]).dump_json(rows, indent=1))
+    write_atomic(config.run_dir / "pass_rate.md", render_pass_rate(config, rows))
+    write_atomic(config.run_dir / "pass_rate.json", TypeAdapter(list[LevelPassRate]).dump_json(rows, indent=1))
     return rows

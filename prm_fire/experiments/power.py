@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from prm_fire.experiments.config import ExperimentConfig
 from prm_fire.experiments.insertion import InsertionResult, journal_path
+from prm_fire.atomic import write_atomic
 from prm_fire.experiments.table import PAPER_TABLE5
 from prm_fire.journal import read_journal
 from prm_fire.metrics import pass_at_k
@@ -167,6 +168,6 @@ def write_power(config: ExperimentConfig, **kwargs) -> PowerPlan:
     plan = plan_power(config, **kwargs)
     if not plan.points:
         raise ValueError(f"{config.run_dir}: no insertion point has 2 items with both methods yet")
-    (config.run_dir / "power.md").write_text(render_power(plan))
-    (config.run_dir / "power.json").write_text(plan.model_dump_json(indent=1))
+    write_atomic(config.run_dir / "power.md", render_power(plan))
+    write_atomic(config.run_dir / "power.json", plan.model_dump_json(indent=1))
     return plan

@@ -22,8 +22,10 @@ class Resources:
     A rollout PRM on the policy's own model shares the policy's generator (one engine, not two).
     """
 
-    def __init__(self, config: ExperimentConfig, *, generator: Generator | None = None, scorer: Any | None = None):
+    def __init__(self, config: ExperimentConfig, *, generator: Generator | None = None, scorer: Any | None = None,
+                 progress: bool = False):
         self.config = config
+        self.progress = progress  # a bar per generator call: base responses, each PRM rollout round, each branching
         if generator is not None:
             self.__dict__["generator"] = generator
         if scorer is not None:
@@ -35,7 +37,8 @@ class Resources:
         from prm_fire.generators import make_generator
 
         config = self.config
-        return make_generator(config.backend, config.model, **config.backend_options)
+        shown = {"progress": True} if self.progress else {}
+        return make_generator(config.backend, config.model, **(shown | config.backend_options))
 
     @cached_property
     def scorer(self) -> Any:

@@ -19,6 +19,7 @@ from prm_fire.experiments.dataset import Attempt, read_items
 from prm_fire.experiments.located import LocatedGroup, located_groups, render_groups
 from prm_fire.experiments.insertion import InsertionResult, journal_path
 from prm_fire.journal import read_journal
+from prm_fire.atomic import replacing, write_atomic
 from prm_fire.grader import answers_equivalent
 from prm_fire.metrics import Interval, effective_answers, mean_ci, paired_contrast, pass_at_k
 from prm_fire.sampling import Method
@@ -364,7 +365,8 @@ def plot(table: Table5, path: Path) -> Path:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    with replacing(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
     return path
 
@@ -375,7 +377,7 @@ def write_table5(config: ExperimentConfig, *, allow_unequal: bool = False) -> Ta
     if not table.cells:
         raise ValueError(f"{config.run_dir}: no insertion results yet; run the insertion stage first")
     config.run_dir.mkdir(parents=True, exist_ok=True)
-    (config.run_dir / "table5.md").write_text(render_markdown(table))
-    (config.run_dir / "table5.json").write_text(table.model_dump_json(indent=1))
+    write_atomic(config.run_dir / "table5.md", render_markdown(table))
+    write_atomic(config.run_dir / "table5.json", table.model_dump_json(indent=1))
     plot(table, config.run_dir / "table5.png")
     return table
