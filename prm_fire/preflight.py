@@ -118,7 +118,7 @@ def check_output(path: str | Path, *, where: str, folder: bool = False) -> Path:
     if path.exists() and path.is_dir() != folder:
         want, found = ("folder", "file") if folder else ("file", "folder")
         raise InputError(f"{where}: {path} is a {found}, not a {want}")
-    parent = path if path.exists() else path.parent
+    parent = path if folder and path.exists() else path.parent  # an existing file: its folder must be writable
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():

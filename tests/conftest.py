@@ -3,6 +3,8 @@ workload every generator backend is tested on."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +103,33 @@ def many_requests():
 def check_batch_shape():
     """``check_batch_shape(requests, many)``: budgets honoured, early-EOS rows left while others ran on."""
     return _check_batch_shape
+
+
+class _Killed(Exception):
+    """A fault injected into a run: stands for a kill at that moment."""
+
+
+@contextmanager
+def _killed_after(module: Any, name: str, calls: int) -> Iterator[None]:
+    """``with killed_after(module, "fn", k): run(...)``: ``module.fn`` passes ``k`` calls through, then the
+    next one kills the run (the block must end that way); ``module.fn`` is restored after."""
+    real, seen = getattr(module, name), []
+
+    def dying(*args: Any, **kwargs: Any) -> Any:
+        if len(seen) == calls:
+            raise _Killed()
+        seen.append(args)
+        return real(*args, **kwargs)
+
+    setattr(module, name, dying)
+    try:
+        with pytest.raises(_Killed):
+            yield
+    finally:
+        setattr(module, name, real)
+
+
+@pytest.fixture(scope="session")
+def killed_after():
+    """``with killed_after(module, "fn", k): ...``: fault injection (see :func:`_killed_after`)."""
+    return _killed_after

@@ -288,7 +288,7 @@ def test_wave_size_does_not_change_the_records(tmp_path, shared_data):
     assert calls3[0] == 3  # the wave's three base responses in one call
 
 
-def test_a_kill_inside_a_wave_loses_no_item_and_counts_none_twice(tmp_path, shared_data, monkeypatch):
+def test_a_kill_inside_a_wave_loses_no_item_and_counts_none_twice(tmp_path, shared_data, killed_after):
     """Fault injection: the run dies (1) after stage 1's records, before dataset.jsonl is rewritten, and
     (2) between two insertion records of a wave. The rerun completes and equals an unbroken run."""
     import prm_fire.experiments.dataset as dataset
@@ -306,27 +306,11 @@ def test_a_kill_inside_a_wave_loses_no_item_and_counts_none_twice(tmp_path, shar
     clean = config_in("clean")
     run_chain(clean, resources=Resources(clean, generator=generator), progress=False)
 
-    class Killed(Exception):
-        pass
-
     broken = config_in("broken")
-    real_view = dataset.write_dataset_view
-    monkeypatch.setattr(dataset, "write_dataset_view", lambda config: (_ for _ in ()).throw(Killed()))
-    with pytest.raises(Killed):
+    with killed_after(dataset, "write_dataset_view", 0):  # dies after stage 1's records, before the view
         run_chain(broken, resources=Resources(broken, generator=generator), progress=False)
-    monkeypatch.setattr(dataset, "write_dataset_view", real_view)
-    real_append, appended = insertion.append_journal, []
-
-    def dies_after_three(path, record):
-        if len(appended) == 3:
-            raise Killed()
-        appended.append(record)
-        real_append(path, record)
-
-    monkeypatch.setattr(insertion, "append_journal", dies_after_three)
-    with pytest.raises(Killed):
+    with killed_after(insertion, "append_journal", 3):  # dies between two branch-set records
         run_chain(broken, resources=Resources(broken, generator=generator), progress=False)
-    monkeypatch.setattr(insertion, "append_journal", real_append)
     run_chain(broken, resources=Resources(broken, generator=generator), progress=False)
     assert _records(broken.run_dir) == _records(clean.run_dir)
     kept = [a for a in _records(clean.run_dir)["attempts.jsonl"] if a["kept"]]

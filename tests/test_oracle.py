@@ -66,7 +66,7 @@ def test_cpu_oracle_selects_the_59_gsm8k_solutions_labelled_at_paragraph_4_or_la
     assert all(p.answer is not None and p.solution for p in problems)  # gold answer and worked solution found
 
 
-def test_oracle_chain_cuts_at_the_label_and_resumes_with_identical_records(tmp_path, shared_data, monkeypatch):
+def test_oracle_chain_cuts_at_the_label_and_resumes_with_identical_records(tmp_path, shared_data, killed_after):
     """Two ProcessBench items through the whole chain; a run killed after three branch sets and resumed
     writes what an unbroken run writes; the oracle-line keeps exactly the paragraphs before the label."""
     import prm_fire.experiments.insertion as insertion
@@ -80,22 +80,9 @@ def test_oracle_chain_cuts_at_the_label_and_resumes_with_identical_records(tmp_p
     clean = load_config(_small(tmp_path, "clean", shared_data))
     run_chain(clean, resources=Resources(clean, generator=generator), progress=False)
 
-    class Killed(Exception):
-        pass
-
     broken = load_config(_small(tmp_path, "broken", shared_data))
-    real_append, appended = insertion.append_journal, []
-
-    def dies_after_three(path, record):
-        if len(appended) == 3:
-            raise Killed()
-        appended.append(record)
-        real_append(path, record)
-
-    monkeypatch.setattr(insertion, "append_journal", dies_after_three)
-    with pytest.raises(Killed):
+    with killed_after(insertion, "append_journal", 3):  # dies between two branch-set records
         run_chain(broken, resources=Resources(broken, generator=generator), progress=False)
-    monkeypatch.setattr(insertion, "append_journal", real_append)
     run_chain(broken, resources=Resources(broken, generator=generator), progress=False)
     assert _records(broken.run_dir) == _records(clean.run_dir)
 
