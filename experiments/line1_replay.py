@@ -5,9 +5,9 @@ same sampler as the base response: if it also has the base response's seed, it I
 Per method, over the table's items (the config's first ``insertion.items`` kept items): branches whose
 text equals the base response, branches sharing at least half of it as a common start, the accuracy of
 branch 0 against branches 1..n-1. A second table gives, for every insertion point, the share of
-branches that end at the base response's own answer (over the items whose base response states one): a cut that keeps the error
-makes the branches walk back into it. ``--trees`` reads another copy of the run's trees (e.g. a
-commit's, via ``git archive``).
+branches that end at the base response's own answer (over the items whose base response states one):
+a cut that keeps the error makes the branches walk back into it. ``--trees`` reads another copy of the
+run's trees (e.g. a commit's, via ``git archive``).
 
     python experiments/line1_replay.py --config cpu-power [--trees DIR] [--out FILE.md]
 """
@@ -49,8 +49,8 @@ def replay_rows(config_name: str, trees: Path | None = None) -> list[str]:
     rows = ["| method | items | branches equal to the base response | sharing >= half of it | branch 0 correct | "
             "branches 1..n-1 correct |", "|---|---|---|---|---|---|"]
     for method, s in stats.items():
-        rows.append(f"| {method} | {s['sets']} | {s['equal']} | {s['half']} | {100 * s['b0'] / max(s['sets'], 1):.1f}% | "
-                    f"{100 * s['rest'] / max(s['rest_n'], 1):.1f}% |")
+        rows.append(f"| {method} | {s['sets']} | {s['equal']} | {s['half']} | "
+                    f"{100 * s['b0'] / max(s['sets'], 1):.1f}% | {100 * s['rest'] / max(s['rest_n'], 1):.1f}% |")
     return rows
 
 
@@ -60,7 +60,8 @@ def echo_rows(config_name: str) -> list[str]:
     answers = {i.problem.id: i.grade.predicted for i in read_items(config)[: config.insertion.items]
                if i.grade.predicted is not None}
     rows = [f"Branches ending at the base response's own answer ({len(answers)} items whose base response states one):",
-            "", "| point | " + " | ".join(config.insertion.methods) + " |", "|---" * (len(config.insertion.methods) + 1) + "|"]
+            "", "| point | " + " | ".join(config.insertion.methods) + " |",
+            "|---" * (len(config.insertion.methods) + 1) + "|"]
     for point in config.insertion.points:
         sets = [r for r in read_journal(journal_path(config, point), InsertionResult) if r.item_id in answers]
         shares = []

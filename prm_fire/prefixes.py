@@ -100,7 +100,8 @@ def build_prefix(
         if keep is None:
             name = _INDEXED[point]
             article = "an" if name[0] in "aeiou" else "a"
-            raise PrefixError(f"problem {problem_id!r}: insertion point {point} needs {article} {name} index (none given)")
+            raise PrefixError(f"problem {problem_id!r}: insertion point {point} needs {article} {name} index "
+                              "(none given)")
     else:
         k = int(point[4:])
         if len(steps) < k:

@@ -32,7 +32,8 @@ searches advance in rounds, and one :func:`prm_fire.branching.branch_many` call 
 evaluation of a round (a wave of responses keeps the engine busy instead of m sequences at a time).
 
 Prefix *i* of a problem is rolled out with its own stream ``stream_seed(seed, problem id, "rollout/i")``
-(never a base response's or a branch set's), so a step's rollouts are the same in both modes: binary mode's estimates equal linear mode's at the steps it evaluates.
+(never a base response's or a branch set's), so a step's rollouts are the same in both modes: binary
+mode's estimates equal linear mode's at the steps it evaluates.
 
 A problem without a gold answer raises :class:`~prm_models.gold.MissingGoldAnswerError` naming it,
 unless ``gold_data`` names a data folder: then ProcessBench-style problems (GSM8K/MATH test texts)
@@ -90,7 +91,8 @@ class RolloutConfig(BaseModel):
         description="Binary mode: after the last step, evaluate the prefix through this step; if its estimate is 0, "
                     "stop (screened: the first error is at or before it) instead of locating the error.",
     )
-    seed: int = Field(default=0, ge=0, description="Prefix i of a problem rolls out with stream_seed(seed, problem id, 'rollout/i').")
+    seed: int = Field(default=0, ge=0,
+                      description="Prefix i of a problem rolls out with stream_seed(seed, problem id, 'rollout/i').")
     step_separator: str = Field(
         default="\n\n", description="How score() joins a step list into one response (ProcessBench: blank line)."
     )

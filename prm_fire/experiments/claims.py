@@ -81,9 +81,10 @@ def paper_claims(values: PointMetrics, paper: dict[tuple[Method, str], float],
     for method in ("regular", "fire"):
         for line in ("line1", "line2", "line3"):
             specs.append(("Cutting at the labelled first error beats lines 1-3",
-                          f"{method}: {titles('oracle')} - {titles(line)}", [(1.0, "oracle", method), (-1.0, line, method)]))
-        specs.append(("Where the locator cuts matters (no paper value)", f"{method}: {titles('oracle')} - {titles('prm')}",
-                      [(1.0, "oracle", method), (-1.0, "prm", method)]))
+                          f"{method}: {titles('oracle')} - {titles(line)}",
+                          [(1.0, "oracle", method), (-1.0, line, method)]))
+        specs.append(("Where the locator cuts matters (no paper value)",
+                      f"{method}: {titles('oracle')} - {titles('prm')}", [(1.0, "oracle", method), (-1.0, "prm", method)]))
     claims = []
     for claim, contrast, terms in specs:
         if (difference := _contrast(values, metric, terms)) is not None:

@@ -135,7 +135,8 @@ def branch_items(
                               entropy_index=cuts[item.problem.id].step_index if point == "entropy" else None,
                               label_index=item.label_index if point == "oracle" else None)
         jobs.append(BranchJob(problem=item.problem, prefix=prefix, n=spec.n,
-                              sampling=spec.sampling_for(method, insertion_seed(spec.sampling.seed, item.problem.id, point))))
+                              sampling=spec.sampling_for(method, insertion_seed(spec.sampling.seed, item.problem.id,
+                                                                                point))))
     sets = branch_many(jobs, generator=resources.generator)
     share = round((time.perf_counter() - start) / len(jobs), 2)
     results = []

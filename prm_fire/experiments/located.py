@@ -49,7 +49,7 @@ def located_groups(items: list[DatasetItem], values: PointMetrics, metric: str) 
     for rel in ("before", "at", "after"):
         for method in ("regular", "fire"):
             ids = [i.problem.id for i in items if relation(i) == rel
-                   and (i.problem.id, method) in values.get("prm", {}) and (i.problem.id, method) in values.get("oracle", {})]
+                   and all((i.problem.id, method) in values.get(point, {}) for point in ("prm", "oracle"))]
             if not ids:
                 continue
             prm = {i: values["prm"][(i, method)][metric] for i in ids}

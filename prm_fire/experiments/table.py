@@ -29,8 +29,8 @@ PAPER_TABLE5: dict[tuple[Method, str], float] = {
     ("regular", "line1"): 46.07, ("regular", "line2"): 74.36, ("regular", "line3"): 74.77, ("regular", "prm"): 75.73,
     ("fire", "line1"): 64.59, ("fire", "line2"): 74.96, ("fire", "line3"): 75.92, ("fire", "prm"): 78.21,
 }
-POINT_TITLES = {"line1": "1st-line", "line2": "2nd-line", "line3": "3rd-line", "prm": "PRM-line", "oracle": "Oracle-line",
-                "entropy": "Entropy-line"}
+POINT_TITLES = {"line1": "1st-line", "line2": "2nd-line", "line3": "3rd-line", "prm": "PRM-line",
+                "oracle": "Oracle-line", "entropy": "Entropy-line"}
 METHOD_TITLES = {"regular": "Regular", "fire": "FIRE"}
 
 

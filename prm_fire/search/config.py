@@ -38,7 +38,8 @@ class SearchConfig(BaseModel):
                         "'deepest' or 'score'.")
     sampling: SamplingConfig = Field(
         default_factory=lambda: SamplingConfig(method="fire", max_new_tokens=512),
-        description="Branch sampling; expansion k of a problem draws from its own stream, stream_seed(sampling.seed, problem id, 'search/k').")
+        description="Branch sampling; expansion k of a problem draws from its own stream, "
+                    "stream_seed(sampling.seed, problem id, 'search/k').")
     step_mode: StepMode = "line"
     max_rounds: int = Field(default=1000, ge=1, description="Safety stop.")
 
