@@ -246,11 +246,22 @@ def test_requests_beyond_the_parallel_sequences_are_served_in_groups(smol, gsm8k
 
 def test_a_prompt_longer_than_one_prefill_batch_is_continued(smol, hf):
     """Prompts over 512 tokens are prefilled in chunks; the earlier chunks ask for no logits (they used to
-    crash), and the last one's logits are those of the whole prompt (the HF backend's greedy token)."""
+    crash), and the last one's logits are those of the whole prompt: llama.cpp's greedy token is one the
+    HF model on the same weights ranks at the top, and both give it about the same log-probability. Not
+    the same argmax: here "This" and "There" are a near-tie (llama.cpp -1.743 vs -1.745 picks "This", HF
+    -1.838 vs -1.745 picks "There"), and a llama.cpp build flipped it. Logits from an earlier chunk would
+    predict the next list entry, which HF ranks far below."""
+    import torch
+
     words = " ".join(f"{i} apples" for i in range(300))
     prompt = [Message(role="user", content=f"Count these: {words}. How many are there?")]
     ids = smol.encode(prompt, "")
     assert len(ids) > 512
     cfg = SamplingConfig(method="regular", temperature=0, max_new_tokens=2)
-    [ours], [ref] = smol.branch_ids(ids, 1, cfg), hf("smollm2-135m").branch_ids(ids, 1, cfg)
-    assert len(ours.token_ids) >= 1 and ours.first_token_id == ref.first_token_id
+    [ours] = smol.branch_ids(ids, 1, cfg)
+    model = hf("smollm2-135m").model
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0, -1].float(), dim=-1)
+    assert len(ours.token_ids) >= 1
+    assert logprobs[ours.first_token_id] >= logprobs.max() - 0.25
+    assert abs(logprobs[ours.first_token_id] - ours.first_token_logprob) < 0.25
