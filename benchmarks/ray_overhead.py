@@ -40,7 +40,7 @@ from table5_waves import journals, tokens  # noqa: E402  (the records and token 
 
 def small_config(folder: Path, limit: int, wave_size: int, data: str):
     """The shipped cpu-small config cut down to smollm2-135m on HF with short outputs, into ``folder``."""
-    from prm_fire.experiments.config import load_config
+    from prm_app.experiments.config import load_config
 
     base = load_config("cpu-small")
     insertion = base.insertion.model_dump() | {
@@ -56,8 +56,8 @@ def small_config(folder: Path, limit: int, wave_size: int, data: str):
 
 
 def run_arm(arm: str, args: argparse.Namespace) -> dict:
-    from prm_fire.experiments.chain import run_chain
-    from prm_fire.experiments.resources import Resources
+    from prm_app.experiments.chain import run_chain
+    from prm_app.experiments.resources import Resources
     from prm_fire.scale import ExecutorSpec
 
     folder = Path(tempfile.mkdtemp(prefix=f"ray-overhead-{arm}-"))

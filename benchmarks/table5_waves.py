@@ -82,8 +82,8 @@ def tokens(records: dict[str, list[dict]]) -> dict[str, int]:
 
 
 def run_arm(config, generator, arm: str, wave_size: int, folder: Path) -> dict:
-    from prm_fire.experiments.chain import run_chain
-    from prm_fire.experiments.resources import Resources
+    from prm_app.experiments.chain import run_chain
+    from prm_app.experiments.resources import Resources
 
     cfg = config.model_copy(update={"out_dir": str(folder), "wave_size": 1 if arm == "sequential" else wave_size})
     gen = OneRequestPerCall(generator) if arm == "sequential" else generator
@@ -107,8 +107,8 @@ def main() -> int:
     parser.add_argument("--out", default=str(RESULTS / "table5_waves.json"))
     args = parser.parse_args()
 
-    from prm_fire.experiments.config import load_config
-    from prm_fire.experiments.resources import Resources
+    from prm_app.experiments.config import load_config
+    from prm_app.experiments.resources import Resources
 
     config = load_config(args.config)
     config = config.model_copy(update={"data": config.data.model_copy(update={"limit": args.limit})})

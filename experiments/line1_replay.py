@@ -18,9 +18,9 @@ import argparse
 import os
 from pathlib import Path
 
-from prm_fire.experiments.config import load_config
-from prm_fire.experiments.dataset import read_items
-from prm_fire.experiments.insertion import InsertionResult, journal_path, tree_path
+from prm_app.experiments.config import load_config
+from prm_app.experiments.dataset import read_items
+from prm_app.experiments.insertion import InsertionResult, journal_path, tree_path
 from prm_fire.journal import read_journal
 from prm_fire.tree import load_tree
 

@@ -3,7 +3,7 @@
 
 import sys
 
-from prm_fire.cli import main
+from prm_app.cli import main
 
 if __name__ == "__main__":  # vLLM backends spawn workers: keep the guard
     sys.exit(main(["table5", "--stage", "pass-rate", *sys.argv[1:]]))

@@ -113,10 +113,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def make_engine(args: argparse.Namespace):
-    from prm_fire.generators import make_generator
+    from prm_app.experiments.resources import build_generator
 
     options = {"max_model_len": 2048, "kv_cache_memory_bytes": 2 << 30} if args.backend == "vllm" else {}
-    return make_generator(args.backend, args.model, **options)
+    return build_generator(args.backend, args.model, **options)
 
 
 def greedy_stage(args: argparse.Namespace, problems, generator) -> list[GreedyRecord]:
@@ -150,7 +150,7 @@ def study_set(args: argparse.Namespace, problems) -> list[GreedyRecord]:
 
 def run_stage(args: argparse.Namespace, problems, wrong: list[GreedyRecord], generator) -> None:
     """Every arm on every problem of the set, at ``--budget``; journaled as each (arm, problem) ends."""
-    from prm_models import make_prm
+    from prm_app.experiments.resources import build_scorer
 
     path = args.out_dir / "runs.jsonl"
     done = {(r.arm, r.result.problem_id) for r in read_journal(path, RunRecord)}
@@ -160,8 +160,8 @@ def run_stage(args: argparse.Namespace, problems, wrong: list[GreedyRecord], gen
     for arm in arms:
         name = ARMS[arm][2]
         if name is not None and name not in scorers:
-            scorers[name] = make_prm(name, {"backend": args.backend, "model": args.model} if name == "critic" else {},
-                                     generator=generator)
+            scorers[name] = build_scorer(name, {"backend": args.backend, "model": args.model} if name == "critic" else {},
+                                         policy=generator)
     started: dict[int, float] = {}
 
     def searches():

@@ -3,7 +3,8 @@
 Pipeline, one module each: :mod:`~prm_fire.problems` (data) -> :mod:`~prm_fire.steps` ->
 :mod:`~prm_fire.prefixes` -> :mod:`~prm_fire.sampling` + :mod:`~prm_fire.generators` ->
 :mod:`~prm_fire.grader` -> :mod:`~prm_fire.records` -> :mod:`~prm_fire.branching` (the API) -> :mod:`~prm_fire.tree` ->
-:mod:`~prm_fire.metrics`. PRM scorers live in the sibling package ``prm_models``.
+:mod:`~prm_fire.metrics`. This is the core: PRM scorers live in ``prm_models`` above it, and the
+command line and experiments in ``prm_app`` above both.
 """
 
 from typing import Any

@@ -9,15 +9,15 @@ problem's worked solution, a data-construction tool rather than a PRM), ``critic
 instruct model), ``combined`` (cheap checks first, an expensive scorer where they abstain),
 ``qwen-prm`` / ``math-shepherd`` (hub PRMs), ``label`` (dataset labels, the oracle).
 
-Layering (one direction only):
+Layering (one direction only, ``tests/test_layering.py`` checks it):
 
-* ``prm_models`` builds on the core of ``prm_fire`` (problems, steps, grader, sandbox, sampling,
-  generators, branching, tree); the core never imports ``prm_models``.
-* The top layers of ``prm_fire`` -- ``prm_fire.cli``, ``prm_fire.experiments`` and
-  ``prm_fire.evaluation`` (the ProcessBench evaluator) -- use ``prm_models`` through its public API
-  only: :data:`PRMS`, :func:`make_prm`, :class:`StepScores`, :class:`PRMScorer` and the names each
-  scorer module lists in ``__all__``. No module imports another module's private (``_``) names
-  (``tests/test_layering.py`` checks both rules).
+* core, ``prm_fire`` (problems, steps, grader, sandbox, sampling, generators, branching, tree, search
+  engine, metrics) <- ``prm_models`` (these scorers) <- app, ``prm_app`` (command line, experiments,
+  ProcessBench evaluation, data export, preflight checks, and the one place that builds engines and
+  scorers). The core imports neither; ``prm_models`` imports no app module.
+* The app uses ``prm_models`` through its public API only: :data:`PRMS`, :func:`make_prm`,
+  :class:`StepScores`, :class:`PRMScorer` and the names each scorer module lists in ``__all__``. No
+  module imports another module's private (``_``) names.
 """
 
 from __future__ import annotations
@@ -85,12 +85,32 @@ def make_prm(name: str, options: dict[str, Any] | None = None, **resources: Any)
 
     Convention: a scorer class has a pydantic ``Config`` class attribute; ``options`` (from a config
     file or the command line) are validated by it. ``resources`` are already loaded objects a scorer
-    may share (a ``generator``); each goes to the constructor only if it takes a parameter of that name.
+    may share (a ``generator``); each goes to the constructor only if it takes a parameter of that name,
+    and a ``generator`` only if the options name no other model (``model=`` set to another key: the
+    scorer then builds its own engine on first use).
     """
     cls = PRMS.get(name)
+    config = cls.Config.model_validate(options or {})
     accepted = inspect.signature(cls).parameters
     shared = {key: value for key, value in resources.items() if key in accepted}
-    return cls(cls.Config.model_validate(options or {}), **shared)
+    if "generator" in shared and not shares_engine(config, shared["generator"]):
+        del shared["generator"]
+    return cls(config, **shared)
+
+
+def shares_engine(config: BaseModel, generator: Any) -> bool:
+    """Whether a scorer with ``config`` runs on ``generator``: yes unless its options set ``model`` to
+    another model than the generator's (a default model it was not given does not count).
+
+    >>> from pydantic import BaseModel
+    >>> class C(BaseModel):
+    ...     model: str = "qwen2.5-coder-0.5b"
+    >>> class G:
+    ...     model_name = "smollm2-135m"
+    >>> shares_engine(C(), G()), shares_engine(C(model="smollm2-135m"), G()), shares_engine(C(model="x"), G())
+    (True, True, False)
+    """
+    return "model" not in config.model_fields_set or getattr(config, "model") == generator.model_name
 
 
 # Each scorer's module is imported when the scorer is first asked for; heavy libraries (torch,
@@ -106,4 +126,4 @@ PRMS: Registry[type] = Registry("PRM scorer", check=implements(PRMScorer, attrib
     "symbolic": "prm_models.symbolic:SymbolicPRM",
 })
 
-__all__ = ["PRMS", "PRMScorer", "StepScores", "make_prm"]
+__all__ = ["PRMS", "PRMScorer", "StepScores", "make_prm", "shares_engine"]

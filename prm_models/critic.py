@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,9 +42,6 @@ from prm_fire.records import Branch, BranchRequest
 from prm_fire.sampling import SamplingConfig
 from prm_models import StepScores
 from prm_models.backed import GeneratorBacked
-
-if TYPE_CHECKING:  # pragma: no cover
-    from prm_fire.generators.base import Generator
 
 CriticMode = Literal["reason", "direct", "boxed"]
 
@@ -141,12 +138,6 @@ class CriticPRM(GeneratorBacked):
 
     name = "critic"
     Config = CriticConfig
-
-    def __init__(self, config: CriticConfig | None = None, *, generator: Generator | None = None, **fields: Any):
-        if config is not None and fields:
-            raise ValueError(f"CriticPRM: pass a config or fields, not both (got fields {sorted(fields)})")
-        self.config = config or CriticConfig(**fields)
-        self._generator = generator
 
     def score(self, problem: Problem, steps: list[str]) -> CriticScores:
         """Ask for the first wrong step ``k`` times; score 1 before the majority's step, 0 from it on."""

@@ -54,12 +54,12 @@ from prm_fire.problems import Problem
 from prm_fire.sampling import SamplingConfig, stream_seed
 from prm_fire.steps import Step, StepMode, split_steps
 from prm_models import StepScores
+from prm_models.backed import GeneratorBacked
 from prm_models.gold import MissingGoldAnswerError, fill_gold_answer
 
 if TYPE_CHECKING:  # pragma: no cover
     import networkx as nx
 
-    from prm_fire.generators.base import Generator
     from prm_fire.grader import Grade
 
 #: Appended to a whole response that states no final answer, so that the rollouts write the answer it
@@ -143,7 +143,7 @@ def _spans_of(steps: list[str], separator: str) -> tuple[str, list[tuple[int, in
     return separator.join(steps), spans
 
 
-class RolloutPRM:
+class RolloutPRM(GeneratorBacked):
     """Math-Shepherd / OmegaPRM rollout estimation with any generator backend (see the module docstring).
 
     ``RolloutPRM(m=2, mode="binary")`` builds a :class:`RolloutConfig` from keyword fields;
@@ -153,21 +153,6 @@ class RolloutPRM:
 
     name = "rollout"
     Config = RolloutConfig
-
-    def __init__(self, config: RolloutConfig | None = None, *, generator: Generator | None = None, **fields: Any):
-        if config is not None and fields:
-            raise ValueError(f"RolloutPRM: pass a config or fields, not both (got fields {sorted(fields)})")
-        self.config = config or RolloutConfig(**fields)
-        self._generator = generator
-
-    @property
-    def generator(self) -> Generator:
-        """The policy backend (built from the config on first use)."""
-        if self._generator is None:
-            from prm_fire.generators import make_generator
-
-            self._generator = make_generator(self.config.backend, self.config.model, **self.config.generator_options)
-        return self._generator
 
     def with_gold(self, problem: Problem) -> Problem:
         """``problem`` with a gold answer, looked up in ``config.gold_data`` if it has none."""
@@ -228,8 +213,7 @@ class RolloutPRM:
                 search.record(i, result)
             waiting = [s.next_evaluation() if i is not None else None for s, i in zip(searches, waiting)]
         share = (time.perf_counter() - started) / max(len(searches), 1)
-        model = getattr(self._generator, "model_name", None) or self.config.model
-        return [s.scores(self.name, model, share) for s in searches]
+        return [s.scores(self.name, self.model_name, share) for s in searches]
 
     @staticmethod
     def _binary_search(n: int, evaluate: Any, screen: int | None = None) -> tuple[int | None, bool]:

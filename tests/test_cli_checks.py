@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from prm_fire.cli.checks import InputErrors
+from prm_app.cli.checks import InputErrors
 from prm_fire.models import CACHE_ENV, NO_LOAD_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 
 DRIVER = textwrap.dedent("""
     import contextlib, io, json, sys, time
-    from prm_fire.cli import main
+    from prm_app.cli import main
     results = []
     for argv in json.load(sys.stdin):
         err = io.StringIO()
@@ -181,14 +181,14 @@ def test_bad_input_exits_2_with_one_line_before_any_model_loads(tmp_path, shared
 ])
 def test_the_real_entry_point_exits_2_with_one_line(argv, expected, tmp_path):
     env = {**os.environ, NO_LOAD_ENV: "1", "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-m", "prm_fire.cli", *argv], capture_output=True, text=True, cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "prm_app.cli", *argv], capture_output=True, text=True, cwd=tmp_path,
                           env=env, timeout=120)
     assert done.returncode == 2 and len(done.stderr.splitlines()) == 1 and expected in done.stderr, done.stderr
 
 
 def test_several_problems_are_reported_one_line_each(tmp_path):
-    from prm_fire.cli.branch import add_parser, check
-    from prm_fire.cli.checks import OneLineParser
+    from prm_app.cli.branch import add_parser, check
+    from prm_app.cli.checks import OneLineParser
 
     parser = OneLineParser(prog="prm-fire")
     add_parser(parser.add_subparsers(dest="command"))
@@ -201,8 +201,8 @@ def test_several_problems_are_reported_one_line_each(tmp_path):
 def _hostile_cases(tmp_path: Path, shared_data: Path) -> list[tuple[str, list[str], str]]:
     """The hostile trial's inputs: outputs that cannot be written, endless inputs, a run folder made with other
     settings or held by a live run, a tree with a duplicated node id, a scorer that does not exist."""
-    from prm_fire.experiments.config import load_config
-    from prm_fire.experiments.run_dir import LOCK, RECORD, record_fields
+    from prm_app.experiments.config import load_config
+    from prm_app.experiments.run_dir import LOCK, RECORD, record_fields
 
     a_file = tmp_path / "a-file"
     a_file.write_text("x")

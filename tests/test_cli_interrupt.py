@@ -20,7 +20,7 @@ def _interrupt_when(argv: list[str], marker: str, cwd: Path, until: Path | None 
     The marker is the command's own readiness signal (printed as the work it names starts), so the
     signal lands inside that work however fast or slow the machine is: no fixed sleep to outrun."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "prm_fire.cli", *argv], cwd=cwd, env=env, text=True,
+    process = subprocess.Popen([sys.executable, "-m", "prm_app.cli", *argv], cwd=cwd, env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out = []
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from prm_fire.experiments.config import load_config, shipped_configs
+from prm_app.experiments.config import load_config, shipped_configs
 from prm_fire.journal import JournalError, append_journal, read_journal
 from prm_fire.generators import GENERATORS
 from prm_models import PRMS
@@ -30,7 +30,7 @@ def test_shipped_configs_parse_and_the_paper_config_names_the_real_setup(shared_
     # cpu-power: the paper's four points plus entropy-line, on GSM8K problems of >= 4 reference lines.
     power = load_config("cpu-power")
     assert power.insertion.points == ["line1", "line2", "line3", "prm", "entropy"] and power.prm.name == "reference"
-    from prm_fire.experiments.dataset import select_problems, solution_lines
+    from prm_app.experiments.dataset import select_problems, solution_lines
 
     chosen = select_problems(power.data.model_copy(update={"path": str(shared_data / "gsm8k" / "train.jsonl"),
                                                            "limit": 200}))
@@ -107,7 +107,7 @@ max_new_tokens = 12
 
 
 def test_whole_chain_on_two_real_items_and_resume(tmp_path, shared_data, capsys):
-    from prm_fire.cli import main
+    from prm_app.cli import main
 
     config_path = _tiny_config(tmp_path, shared_data)
     assert main(["table5", "--config", str(config_path)]) == 0
@@ -182,8 +182,8 @@ def test_whole_chain_on_two_real_items_and_resume(tmp_path, shared_data, capsys)
 
 
 def test_pass_rate_by_level_on_real_problems_resumes(tmp_path, shared_data, capsys):
-    from prm_fire.cli import main
-    from prm_fire.experiments.pass_rate import ProblemPassRate, measure_pass_rate, summarize
+    from prm_app.cli import main
+    from prm_app.experiments.pass_rate import ProblemPassRate, measure_pass_rate, summarize
     config_path = _tiny_config(tmp_path, shared_data)
     args = ["table5", "--config", str(config_path), "--stage", "pass-rate", "--levels", "1,2", "--per-level", "1",
             "--samples", "2"]
@@ -220,7 +220,7 @@ def test_pass_rate_by_level_on_real_problems_resumes(tmp_path, shared_data, caps
 def test_table5_cli_overrides_data_and_parses_levels(tmp_path, shared_data):
     import argparse
 
-    from prm_fire.cli.table5 import _config, add_parser, level_list
+    from prm_app.cli.table5 import _config, add_parser, level_list
 
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers())
@@ -266,8 +266,8 @@ def test_config_refuses_prm_point_without_a_located_error(tmp_path, shared_data)
 def test_wave_size_does_not_change_the_records(tmp_path, shared_data):
     """Three real problems: waves of 1 and of 3 write identical journals; one wave makes one base-response
     call, one PRM round per search step and one insertion call."""
-    from prm_fire.experiments.chain import run_chain
-    from prm_fire.experiments.resources import Resources
+    from prm_app.experiments.chain import run_chain
+    from prm_app.experiments.resources import Resources
     from prm_fire.generators import make_generator
 
     generator = make_generator("hf", "smollm2-135m")
@@ -291,10 +291,10 @@ def test_wave_size_does_not_change_the_records(tmp_path, shared_data):
 def test_a_kill_inside_a_wave_loses_no_item_and_counts_none_twice(tmp_path, shared_data, killed_after):
     """Fault injection: the run dies (1) after stage 1's records, before dataset.jsonl is rewritten, and
     (2) between two insertion records of a wave. The rerun completes and equals an unbroken run."""
-    import prm_fire.experiments.dataset as dataset
-    import prm_fire.experiments.insertion as insertion
-    from prm_fire.experiments.chain import run_chain
-    from prm_fire.experiments.resources import Resources
+    import prm_app.experiments.dataset as dataset
+    import prm_app.experiments.insertion as insertion
+    from prm_app.experiments.chain import run_chain
+    from prm_app.experiments.resources import Resources
     from prm_fire.generators import make_generator
 
     generator = make_generator("hf", "smollm2-135m")
@@ -321,7 +321,7 @@ def test_a_kill_inside_a_wave_loses_no_item_and_counts_none_twice(tmp_path, shar
 def test_table_refuses_cells_with_different_items_unless_asked(tmp_path):
     import shutil
 
-    from prm_fire.experiments.table import UnequalItemsError, aggregate
+    from prm_app.experiments.table import UnequalItemsError, aggregate
 
     shutil.copytree(Path("results/cpu-small") if Path("results/cpu-small").is_dir()
                     else Path(__file__).resolve().parents[1] / "results" / "cpu-small", tmp_path / "cpu-small")
@@ -345,8 +345,8 @@ def test_pass_at_k_beyond_n_is_a_config_error():
 def test_table_items_cap_keeps_the_first_kept_items_and_tests_the_papers_claims(tmp_path):
     import shutil
 
-    from prm_fire.experiments.dataset import read_items
-    from prm_fire.experiments.table import aggregate, render_markdown
+    from prm_app.experiments.dataset import read_items
+    from prm_app.experiments.table import aggregate, render_markdown
 
     shutil.copytree(Path(__file__).resolve().parents[1] / "results" / "cpu-small", tmp_path / "cpu-small")
     config = load_config("cpu-small", out_dir=str(tmp_path), insertion={"items": 5})
@@ -367,7 +367,7 @@ def test_table_items_cap_keeps_the_first_kept_items_and_tests_the_papers_claims(
 
 
 def test_claim_verdicts_follow_the_interval():
-    from prm_fire.experiments.claims import Claim
+    from prm_app.experiments.claims import Claim
     from prm_fire.metrics import Interval
 
     def claim(low, high):
@@ -382,7 +382,7 @@ def test_claim_verdicts_follow_the_interval():
 def test_a_run_with_progress_draws_a_bar_inside_each_generator_call(tmp_path, capsys):
     """`table5` builds its resources with progress on: a long stage (the rollout PRM's rounds, a branching
     call) shows its decoding steps instead of a problem counter standing still."""
-    from prm_fire.experiments.resources import Resources
+    from prm_app.experiments.resources import Resources
     from prm_fire.generators.base import Message
     from prm_fire.sampling import SamplingConfig
 

@@ -1,4 +1,4 @@
-"""prm_fire/export and `prm-fire export`: real ProcessBench labels, a scorer's committed journal, a committed
+"""prm_app/export and `prm-fire export`: real ProcessBench labels, a scorer's committed journal, a committed
 Table 5 data set and committed trees, written in each format and read back with `datasets`."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import datasets
 import pytest
 
-from prm_fire.cli import main
-from prm_fire.export import ExportError, collect_rows, export, stepwise_row, tree_pairs, tree_stepwise
+from prm_app.cli import main
+from prm_app.export import ExportError, collect_rows, export, stepwise_row, tree_pairs, tree_stepwise
 from prm_fire.problems import load_processbench
 from prm_fire.tree import load_tree, node_text
 

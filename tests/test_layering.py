@@ -1,4 +1,5 @@
-"""The import rules of the packages (stated in the prm_models docstring), read from the source with ast."""
+"""The import order of the packages (stated in the prm_models and prm_app docstrings), read from the source
+with ast, lazy imports inside functions included: core ``prm_fire`` <- ``prm_models`` <- app ``prm_app``."""
 
 from __future__ import annotations
 
@@ -8,10 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# preflight checks a whole run's inputs for the CLI and the experiments, PRM names included, so it sits
-# with them above the core.
-TOP_LAYERS = ("prm_fire/cli/", "prm_fire/experiments/", "prm_fire/evaluation/", "prm_fire/export/",
-              "prm_fire/preflight.py")
+LAYERS = ("prm_fire", "prm_models", "prm_app")  # each may import only those before it
 
 
 def _imports(path: Path) -> list[tuple[str, list[str]]]:
@@ -26,22 +24,30 @@ def _imports(path: Path) -> list[tuple[str, list[str]]]:
 
 
 def _sources() -> list[Path]:
-    return sorted(p for pkg in ("prm_fire", "prm_models") for p in (REPO / pkg).rglob("*.py"))
+    return sorted(p for pkg in LAYERS for p in (REPO / pkg).rglob("*.py"))
 
 
 @pytest.mark.parametrize("path", _sources(), ids=lambda p: str(p.relative_to(REPO)))
-def test_core_never_imports_prm_models_and_nobody_imports_private_names(path: Path) -> None:
+def test_imports_go_one_way_and_nobody_imports_private_names(path: Path) -> None:
     relative = path.relative_to(REPO).as_posix()
-    core = relative.startswith("prm_fire/") and not relative.startswith(TOP_LAYERS)
+    level = LAYERS.index(relative.split("/")[0])
     for module, names in _imports(path):
-        if core:
-            assert not module.startswith("prm_models"), f"{relative}: the core of prm_fire imports {module}"
-        if module.startswith(("prm_fire", "prm_models")):
+        top = module.split(".")[0]
+        if top in LAYERS:
+            assert LAYERS.index(top) <= level, f"{relative} ({LAYERS[level]}) imports {module} from a layer above"
             private = [n for n in names if n.startswith("_")]
             assert not private, f"{relative}: imports private names {private} from {module}"
             assert not any(part.startswith("_") and part != "__init__" for part in module.split(".")), relative
 
 
-def test_the_evaluator_lives_with_the_evaluation_code() -> None:
-    assert not (REPO / "prm_models" / "processbench.py").exists()
-    assert (REPO / "prm_fire" / "evaluation" / "processbench.py").exists()
+def test_the_check_sees_a_lazy_import_from_above(tmp_path: Path) -> None:
+    """The walk finds imports inside functions, where the old loops were."""
+    source = tmp_path / "m.py"
+    source.write_text("def f():\n    from prm_app.experiments.resources import Resources\n")
+    assert ("prm_app.experiments.resources", ["Resources"]) in _imports(source)
+
+
+def test_every_package_of_the_app_sits_in_the_app_layer() -> None:
+    for name in ("cli", "experiments", "evaluation", "export"):
+        assert not (REPO / "prm_fire" / name).exists() and (REPO / "prm_app" / name / "__init__.py").exists()
+    assert not (REPO / "prm_fire" / "preflight.py").exists()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from prm_fire.experiments.config import load_config
+from prm_app.experiments.config import load_config
 
 CONFIG = Path(__file__).resolve().parents[1] / "prm_fire" / "experiments" / "configs" / "cpu-oracle.toml"
 
@@ -46,7 +46,7 @@ def _records(run: Path) -> dict[str, list[dict]]:
     ({"step_mode": "line"}, "step_mode must be 'paragraph'"),
 ])
 def test_oracle_config_errors_name_the_field(change, message):
-    from prm_fire.experiments.config import ExperimentConfig
+    from prm_app.experiments.config import ExperimentConfig
 
     raw = load_config("cpu-oracle").model_dump()
     for key, value in change.items():
@@ -56,7 +56,7 @@ def test_oracle_config_errors_name_the_field(change, message):
 
 
 def test_cpu_oracle_selects_the_59_gsm8k_solutions_labelled_at_paragraph_4_or_later(shared_data):
-    from prm_fire.experiments.dataset import given_solutions, select_problems
+    from prm_app.experiments.dataset import given_solutions, select_problems
 
     config = load_config("cpu-oracle")
     spec = config.data.model_copy(update={"path": str(shared_data / "processbench" / "gsm8k.json"),
@@ -69,11 +69,11 @@ def test_cpu_oracle_selects_the_59_gsm8k_solutions_labelled_at_paragraph_4_or_la
 def test_oracle_chain_cuts_at_the_label_and_resumes_with_identical_records(tmp_path, shared_data, killed_after):
     """Two ProcessBench items through the whole chain; a run killed after three branch sets and resumed
     writes what an unbroken run writes; the oracle-line keeps exactly the paragraphs before the label."""
-    import prm_fire.experiments.insertion as insertion
-    from prm_fire.experiments.chain import run_chain
-    from prm_fire.experiments.dataset import read_items
-    from prm_fire.experiments.resources import Resources
-    from prm_fire.experiments.table import aggregate
+    import prm_app.experiments.insertion as insertion
+    from prm_app.experiments.chain import run_chain
+    from prm_app.experiments.dataset import read_items
+    from prm_app.experiments.resources import Resources
+    from prm_app.experiments.table import aggregate
     from prm_fire.generators import make_generator
 
     generator = make_generator("hf", "smollm2-135m")

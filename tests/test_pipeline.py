@@ -22,7 +22,7 @@ from prm_fire import (
     split_steps,
     summarize,
 )
-from prm_fire.cli import main
+from prm_app.cli import main
 from prm_fire.tree import trees_equal
 
 

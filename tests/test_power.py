@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from prm_fire.experiments.power import point_power
+from prm_app.experiments.power import point_power
 
 
 def test_without_sampling_noise_the_item_counts_are_the_textbook_formulas():

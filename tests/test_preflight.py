@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 
-from prm_fire.preflight import InputError, Request, TokenCounter, check_backend, check_requests, cut_response, \
+from prm_app.preflight import InputError, Request, TokenCounter, check_backend, check_requests, cut_response, \
     read_problems
 from prm_fire.limits import model_shape
 from prm_fire.problems import DataError, load_problems

@@ -71,7 +71,7 @@ def test_many_solutions_escalate_together_and_match_one_by_one(natalia, smollm2)
 @pytest.mark.parametrize("options, field", [({"cheap": ["symbolic", "label"]}, "cheap"),
                                             ({"cheap": ["symbolic"], "expensive": "label"}, "expensive")])
 def test_the_label_oracle_is_refused_inside_a_combination(options, field) -> None:
-    from prm_fire.preflight import InputError, check_prm
+    from prm_app.preflight import InputError, check_prm
 
     with pytest.raises(InputError, match=rf"^--prm-option {field}: .*a combination cannot contain 'label': it reads "
                                          r"the dataset's labels"):

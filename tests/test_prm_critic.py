@@ -79,7 +79,7 @@ def test_scoring_many_solutions_in_one_call_gives_each_its_own_replies(shared_da
 
 
 def test_processbench_in_batches_records_what_one_by_one_does_and_resumes(shared_data, smollm2, tmp_path) -> None:
-    from prm_fire.evaluation.processbench import RunHeader, evaluate
+    from prm_app.evaluation.processbench import RunHeader, evaluate
 
     items = load_processbench(shared_data / "processbench" / "gsm8k.json", limit=5)
     critic = make_prm("critic", {"k": 2, "max_new_tokens": 4}, generator=smollm2)

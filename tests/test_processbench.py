@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from prm_fire.cli import main
+from prm_app.cli import main
 from prm_fire.problems import DataError, load_processbench
 import prm_models.label  # noqa: F401  (registers "label")
 import prm_models.symbolic  # noqa: F401  (registers "symbolic")
 from prm_models import make_prm
-from prm_fire.evaluation.processbench import (
+from prm_app.evaluation.processbench import (
     SWEEP,
     ItemResult,
     RunHeader,
@@ -99,7 +99,7 @@ def test_resume_after_a_killed_run_gives_the_same_results(shared_data: Path, tmp
     args = ["processbench", "--prm", "symbolic", "--split", "olympiadbench", "--limit", "200", "--data-dir",
             str(data_dir)]
     killed = tmp_path / "killed"
-    command = "import sys; from prm_fire.cli import main; sys.exit(main(sys.argv[1:]))"
+    command = "import sys; from prm_app.cli import main; sys.exit(main(sys.argv[1:]))"
     process = subprocess.Popen([sys.executable, "-c", command, *args, "--out", str(killed)], cwd=REPO,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     jsonl = killed.with_name("killed.jsonl")
@@ -169,7 +169,7 @@ def test_bad_input_is_reported(shared_data: Path, tmp_path: Path, capsys) -> Non
 
 
 def test_a_seeded_sample_is_scored_in_drawn_order_and_named_in_the_header(shared_data: Path, tmp_path: Path) -> None:
-    from prm_fire.evaluation.processbench import sample_items
+    from prm_app.evaluation.processbench import sample_items
 
     out = tmp_path / "label-sample"
     args = ["processbench", "--prm", "label", "--split", "gsm8k", "--sample", "20", "--seed", "3",

@@ -1,4 +1,4 @@
-"""prm_fire/experiments/run_dir.py: one writer per run folder, and a folder resumed only with its own settings."""
+"""prm_app/experiments/run_dir.py: one writer per run folder, and a folder resumed only with its own settings."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from prm_fire.experiments.config import load_config
-from prm_fire.experiments.run_dir import LOCK, RECORD, RunLock, check_settings, clear, record_fields, write_record
-from prm_fire.preflight import InputError
+from prm_app.experiments.config import load_config
+from prm_app.experiments.run_dir import LOCK, RECORD, RunLock, check_settings, clear, record_fields, write_record
+from prm_app.preflight import InputError
 
 
 @pytest.fixture()

@@ -1,4 +1,4 @@
-"""The executor choice and the Ray actor pool (prm_fire/scale, prm_fire/experiments/ray_chain.py).
+"""The executor choice and the Ray actor pool (prm_fire/scale, prm_app/experiments/ray_chain.py).
 
 The tests marked ``ray`` start a local Ray cluster of 2 CPUs (2 actors, one smollm2-135m engine
 each) and compare its runs with local runs of the same config; ``.ci/ray.sh`` installs the extra and
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from prm_fire.experiments.config import load_config
+from prm_app.experiments.config import load_config
 from prm_fire.scale.executor import ExecutorSpec, plan_actors
 
 RAY = ExecutorSpec(kind="ray", actors=2, local_cpus=2, object_store_mb=500)
@@ -59,9 +59,9 @@ def test_actor_plan_names_what_one_actor_needs():
 def test_cli_ray_flag_sets_the_executor_and_refuses_single_stages(tmp_path, shared_data, capsys):
     import argparse
 
-    from prm_fire.cli import main
-    from prm_fire.cli.table5 import _config as cli_config
-    from prm_fire.cli.table5 import add_parser
+    from prm_app.cli import main
+    from prm_app.cli.table5 import _config as cli_config
+    from prm_app.cli.table5 import add_parser
 
     path = _config_file(tmp_path, shared_data)
     parser = argparse.ArgumentParser()
@@ -90,7 +90,7 @@ def _records(run: Path) -> dict[str, list[dict]]:
 
 def _table(config) -> dict:
     """The Table 5 aggregate without the run's place, executor and wall times."""
-    from prm_fire.experiments.table import write_table5
+    from prm_app.experiments.table import write_table5
 
     table = json.loads(write_table5(config).model_dump_json())
     for wall in ("seconds", "tokens_per_second", "seconds_per_kept_item"):
@@ -119,7 +119,7 @@ def _cmdline(process) -> list[str]:
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory, shared_data):
     """The local chain on the six problems: its config, records and table."""
-    from prm_fire.experiments.chain import run_chain
+    from prm_app.experiments.chain import run_chain
 
     tmp = tmp_path_factory.mktemp("local")
     config = _config(tmp, shared_data)
@@ -134,7 +134,7 @@ def test_ray_chain_equals_local_and_a_killed_actor_loses_nothing(tmp_path, share
     """2 actors on a 2-CPU local cluster; one actor is SIGKILLed after the first problem is recorded.
     Ray Data restarts it and retries its batch: the recorded lines stay as they were, none is written
     twice, and the journals, trees and table equal the local run's. A rerun finds nothing to do."""
-    from prm_fire.experiments.chain import run_chain
+    from prm_app.experiments.chain import run_chain
 
     _, local_records, local_table = local_run
     config = _config(tmp_path, shared_data, executor=RAY.model_dump())
@@ -176,8 +176,8 @@ def test_ray_chain_equals_local_and_a_killed_actor_loses_nothing(tmp_path, share
 def test_ray_chain_stopped_in_the_driver_resumes_to_the_local_records(tmp_path, shared_data, local_run, monkeypatch):
     """The driver dies between two of its writes (after an attempt line, before that item's insertion
     lines): the rerun sends the kept item back for its missing sets only and equals the local run."""
-    import prm_fire.experiments.ray_chain as ray_chain
-    from prm_fire.experiments.chain import run_chain
+    import prm_app.experiments.ray_chain as ray_chain
+    from prm_app.experiments.chain import run_chain
 
     _, local_records, _ = local_run
     config = _config(tmp_path, shared_data, executor=RAY.model_dump())

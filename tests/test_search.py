@@ -129,7 +129,7 @@ def test_cut_needs_a_scorer_and_bad_names_fail():
 
 
 def test_cli_reports_bad_input_in_one_line_each(capsys):
-    from prm_fire.cli import main
+    from prm_app.cli import main
 
     code = main(["search", "--budget", "10", "--cut", "middle", "--prm", "nope", "--model", "nothere"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -173,7 +173,7 @@ def test_qwen_search_reaches_depth_two_and_round_trips(qwen, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("cut", ["prm", "entropy-line"])
 def test_cli_search_writes_a_tree_that_loads(tmp_path, capsys, cut):
-    from prm_fire.cli import main
+    from prm_app.cli import main
 
     out = tmp_path / "search.json"
     code = main(["search", "--model", "smollm2-135m", "--response", FIRST_LINE_WRONG, "--budget", "10", "--n", "2",

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from prm_fire.branching import BranchJob, branch_many
-from prm_fire.experiments.config import InsertionSpec
-from prm_fire.experiments.dataset import base_seed
-from prm_fire.experiments.insertion import insertion_seed
+from prm_app.experiments.config import InsertionSpec
+from prm_app.experiments.dataset import base_seed
+from prm_app.experiments.insertion import insertion_seed
 from prm_fire.prefixes import Prefix
 from prm_fire.problems import load_problems
 from prm_fire.sampling import SamplingConfig, stream_seed

@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 import pytest
 
 from prm_fire.branching import BranchSet, GradedBranch
-from prm_fire.cli import main
+from prm_app.cli import main
 from prm_fire.grader import grade
 from prm_fire.metrics import pass_at_k
 from prm_fire.prefixes import build_prefix

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from prm_fire import SamplingConfig, branch, build_prefix, grade, load_builtin, make_generator
-from prm_fire.cli import main
+from prm_app.cli import main
 from prm_fire.tree import add_branch_set, add_response, branches_of, load_tree
 from prm_fire.view import visible_token, write_html
 

@@ -2,7 +2,7 @@
 
 Ray is optional (``pip install prm-fire[ray]``) and imported only when an executor of kind ``ray``
 runs. :class:`ExecutorSpec` is the choice; :func:`branch_many_ray` is the batched branching API on a
-cluster; the Table 5 chain on a cluster lives in :mod:`prm_fire.experiments.ray_chain`.
+cluster; the Table 5 chain on a cluster lives in :mod:`prm_app.experiments.ray_chain`.
 """
 
 from prm_fire.scale.branching import branch_many_ray
