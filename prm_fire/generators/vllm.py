@@ -131,7 +131,7 @@ class VLLMGenerator(ChatBackend):
             engine_kwargs.setdefault("enable_chunked_prefill", False)
             engine_kwargs.setdefault("max_num_batched_tokens", max(4096, window))
             engine_kwargs.setdefault("max_num_seqs", 256)
-            engine_kwargs.setdefault("dtype", cpu_dtype())
+            dtype = cpu_dtype() if dtype == "auto" else dtype
         world = tensor_parallel_size * engine_kwargs.get("pipeline_parallel_size", 1)
         threads = cpu_threads_env(world) if current_platform.is_cpu() else {}
         with _environment(threads):  # the engine's processes inherit it; the caller's is restored after
