@@ -18,7 +18,7 @@ python - "$wheel" <<'EOF'
 import sys, zipfile
 from pathlib import Path
 names = set(zipfile.ZipFile(sys.argv[1]).namelist())
-wanted = [str(p) for root in ("prm_fire", "prm_models") for p in Path(root).rglob("*")
+wanted = [str(p) for root in ("prm_fire", "prm_models", "prm_app") for p in Path(root).rglob("*")
           if p.is_file() and "__pycache__" not in p.parts and p.suffix in (".py", ".jsonl", ".toml")]
 missing = [p for p in wanted if p not in names]
 assert not missing, f"missing from the wheel: {missing}"
@@ -32,7 +32,7 @@ echo "venv ready after $(( $(date +%s) - start ))s"
 
 cd "$WORK"   # outside the checkout: only the installed wheel can be imported
 cli="$WORK/venv/bin/prm-fire"
-"$WORK/venv/bin/python" -c "import prm_fire, sys; assert '/venv/' in prm_fire.__file__, prm_fire.__file__"
+"$WORK/venv/bin/python" -c "import prm_fire, prm_app; assert all('/venv/' in m.__file__ for m in (prm_fire, prm_app)), prm_app.__file__"
 "$cli" --version
 "$cli" --help > /dev/null
 "$cli" branch --help > /dev/null
