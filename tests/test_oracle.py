@@ -12,7 +12,7 @@ import pytest
 
 from prm_app.experiments.config import load_config
 
-CONFIG = Path(__file__).resolve().parents[1] / "prm_fire" / "experiments" / "configs" / "cpu-oracle.toml"
+CONFIG = Path(__file__).resolve().parents[1] / "prm_app" / "experiments" / "configs" / "cpu-oracle.toml"
 
 
 def _small(tmp_path: Path, name: str, shared_data: Path) -> Path:
