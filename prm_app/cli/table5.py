@@ -44,6 +44,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=at_least(1), default=4, help="pass-rate stage: responses per problem")
     p.add_argument("--power-items", type=at_least(2), default=30,
                    help="power stage: plan the run's size from its first N kept items (default 30)")
+    p.add_argument("--contrasts", type=contrast_list, metavar="A-B,...",
+                   help="power stage: instead, items needed for differences between two insertion points of one "
+                        "method (e.g. oracle-line1,oracle-prm), from every item both hold: sizes another split's run")
     p.add_argument("--items", type=item_count, metavar="N|all", default=argparse.SUPPRESS,
                    help="table: aggregate the first N kept items in attempt order, or 'all' "
                         "(overrides the config's insertion.items)")
@@ -52,6 +55,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="clear the run folder first; without it, a folder made with other record-changing settings "
                         "(model, backend, sampling, PRM, filter, data selection, n) is refused, not resumed into")
+
+
+def contrast_list(text: str) -> list[tuple[str, str]]:
+    """``"oracle-line1,oracle-prm"`` -> ``[("oracle", "line1"), ("oracle", "prm")]``.
+
+    >>> contrast_list("oracle-line1, prm-line3")
+    [('oracle', 'line1'), ('prm', 'line3')]
+    """
+    pairs = []
+    for part in text.split(","):
+        a, sep, b = part.strip().partition("-")
+        if not (sep and a and b):
+            raise argparse.ArgumentTypeError(f"{part.strip()!r} is not A-B (two insertion points joined by '-')")
+        pairs.append((point(a), point(b)))
+    return pairs
 
 
 def level_list(text: str) -> list[int] | None:
@@ -154,6 +172,14 @@ def check(args: argparse.Namespace):
                 raise InputError(f"--stage insertion: {attempts} does not exist yet; run --stage dataset "
                                  "(or the whole chain, without --stage) first")
             items = read_items(config)
+    if args.contrasts is not None:
+        with problems.check():
+            if args.stage != "power":
+                raise InputError("--contrasts: only the power stage plans contrasts (add --stage power)")
+            missing = sorted({p for pair in args.contrasts for p in pair} - set(config.insertion.points))
+            if missing:
+                raise InputError(f"--contrasts: {', '.join(missing)} not among the config's points "
+                                 f"({', '.join(config.insertion.points)})")
     if args.stage in ("table", "power"):
         points = config.insertion.points
         with problems.check():
@@ -279,7 +305,12 @@ def _run_locked(args: argparse.Namespace, config) -> int:
         table = write_table5(config, allow_unequal=args.allow_unequal)
         print(render_markdown(table))
         print(f"written: {config.run_dir}/table5.md, table5.json, table5.png")
-    if args.stage == "power":
+    if args.stage == "power" and args.contrasts is not None:
+        from prm_app.experiments.power import render_contrasts, write_contrasts
+
+        print(render_contrasts(write_contrasts(config, args.contrasts)))
+        print(f"written: {config.run_dir}/power-contrasts.md, power-contrasts.json")
+    elif args.stage == "power":
         from prm_app.experiments.power import render_power, write_power
 
         print(render_power(write_power(config, first_items=args.power_items)))

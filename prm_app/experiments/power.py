@@ -13,6 +13,11 @@ Part of sd(d) is the sampling noise of estimating pass@k from n branches. With n
 each item and method, n fresh Bernoulli branches at the item's observed success rate, pass@k of
 them, d again; the extra variance at n compared with the run's own n scales the item counts. The
 numbers are estimates from a few items: the plan states them before the rest of the run is measured.
+
+:func:`plan_contrasts` does the same for differences between two insertion points of one method (say
+Oracle-line minus 1st-line, each item's own pair), with the paper's difference between those columns
+as the effect (the Oracle-line takes the paper's PRM-line value): how a run of another split (MATH
+after GSM8K) is sized from the items already measured.
 """
 
 from __future__ import annotations
@@ -72,6 +77,58 @@ def _noise_variance(rates: np.ndarray, n: int, k: int, rng: np.random.Generator,
     return float(values.var(axis=0).mean())
 
 
+class ContrastPower(BaseModel):
+    """The sample size a difference between two insertion points of one method needs (``a`` - ``b``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    method: str
+    a: str
+    b: str
+    items: int = Field(description="Items the estimate comes from (those both points hold for the method).")
+    mean: float = Field(description="Observed mean paired difference a - b (fraction).")
+    sd: float = Field(description="Observed standard deviation of the paired difference at the run's n.")
+    delta: float | None = Field(description="Effect to detect: the paper's a - b for the method (fraction).")
+    items_to_detect: dict[int, int | None]
+    items_for_half_width: dict[int, int]
+
+
+class ContrastPlan(BaseModel):
+    """Per method and contrast, the items a run needs for each branch count n (:func:`plan_contrasts`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    config_name: str
+    k: int
+    run_n: int
+    alpha: float
+    power: float
+    half_width: float
+    contrasts: list[ContrastPower]
+
+
+def _items_needed(a: np.ndarray, b: np.ndarray, delta: float | None, *, run_n: int, k: int, ns: tuple[int, ...],
+                  alpha: float, power: float, half_width: float, seed: int) -> dict:
+    """items, mean, sd, delta, items_to_detect, items_for_half_width of the paired pass@k difference a - b,
+    from the correct-branch counts (of ``run_n``) of the same items."""
+    if k > run_n:
+        raise ValueError(f"power: pass@{k} needs n >= {k} branches, the run has n = {run_n}")
+    z_a, z_p, z_95 = (NormalDist().inv_cdf(q) for q in (1 - alpha / 2, power, 0.975))
+    rng = np.random.default_rng(seed)
+    d = _pass_at(a, run_n, k) - _pass_at(b, run_n, k)
+    sd = float(d.std(ddof=1))
+    rates = [a / run_n, b / run_n]
+    noise_run = sum(_noise_variance(r, run_n, k, rng) for r in rates)
+    detect, interval = {}, {}
+    for n in (n for n in ns if n >= k):
+        noise_n = sum(_noise_variance(r, n, k, rng) for r in rates)
+        var = max(sd**2 - noise_run + noise_n, 1e-12)  # the same items, the noise of n branches instead of run_n
+        detect[n] = max(math.ceil((z_a + z_p) ** 2 * var / delta**2), 2) if delta else None
+        interval[n] = max(math.ceil(z_95**2 * var / half_width**2), 2)
+    return {"items": len(d), "mean": float(d.mean()), "sd": sd, "delta": delta, "items_to_detect": detect,
+            "items_for_half_width": interval}
+
+
 def point_power(
     point: str,
     fire: np.ndarray,
@@ -86,26 +143,48 @@ def point_power(
     seed: int = 0,
 ) -> PointPower:
     """Items one point needs, from the correct-branch counts (of ``run_n``) of the same items per method."""
-    if k > run_n:
-        raise ValueError(f"power: pass@{k} needs n >= {k} branches, the run has n = {run_n}")
     if len(fire) != len(regular) or len(fire) < 2:
         raise ValueError(f"power: {point} needs the same >= 2 items for both methods, got {len(fire)} and {len(regular)}")
-    z_a, z_p, z_95 = (NormalDist().inv_cdf(q) for q in (1 - alpha / 2, power, 0.975))
-    rng = np.random.default_rng(seed)
-    d = _pass_at(fire, run_n, k) - _pass_at(regular, run_n, k)
-    sd = float(d.std(ddof=1))
-    rates = [fire / run_n, regular / run_n]
-    noise_run = sum(_noise_variance(r, run_n, k, rng) for r in rates)
     paper = PAPER_TABLE5.get(("fire", point)), PAPER_TABLE5.get(("regular", point))
     delta = None if None in paper else (paper[0] - paper[1]) / 100
-    detect, interval = {}, {}
-    for n in (n for n in ns if n >= k):
-        noise_n = sum(_noise_variance(r, n, k, rng) for r in rates)
-        var = max(sd**2 - noise_run + noise_n, 1e-12)  # the same items, the noise of n branches instead of run_n
-        detect[n] = max(math.ceil((z_a + z_p) ** 2 * var / delta**2), 2) if delta else None
-        interval[n] = max(math.ceil(z_95**2 * var / half_width**2), 2)
-    return PointPower(point=point, items=len(d), mean=float(d.mean()), sd=sd, delta=delta,
-                      items_to_detect=detect, items_for_half_width=interval)
+    return PointPower(point=point, **_items_needed(fire, regular, delta, run_n=run_n, k=k, ns=ns, alpha=alpha,
+                                                   power=power, half_width=half_width, seed=seed))
+
+
+def paper_column(point: str) -> str:
+    """The paper's column that stands for ``point``: the Oracle-line is judged against the PRM-line's value."""
+    return "prm" if point == "oracle" else point
+
+
+def plan_contrasts(
+    config: ExperimentConfig,
+    contrasts: list[tuple[str, str]],
+    *,
+    k: int | None = None,
+    ns: tuple[int, ...] = (10, 20),
+    alpha: float = 0.05,
+    power: float = 0.8,
+    half_width: float = 0.10,
+) -> ContrastPlan:
+    """For each method of the run and each ``(a, b)`` pair of its insertion points, the items a paired test
+    of a - b needs (every item both points hold; the settings as in :func:`point_power`)."""
+    k = k or max(config.insertion.ks)
+    run_n = config.insertion.n
+    journals = {p: read_journal(journal_path(config, p), InsertionResult) for p in {p for c in contrasts for p in c}}
+    out = []
+    for method in config.insertion.methods:
+        for a, b in contrasts:
+            counts = [{r.item_id: r.correct for r in journals[p] if r.method == method} for p in (a, b)]
+            ids = [i for i in counts[0] if i in counts[1]]
+            if len(ids) < 2:
+                continue
+            paper = PAPER_TABLE5.get((method, paper_column(a))), PAPER_TABLE5.get((method, paper_column(b)))
+            delta = None if None in paper else (paper[0] - paper[1]) / 100
+            arrays = [np.array([c[i] for i in ids]) for c in counts]
+            out.append(ContrastPower(method=method, a=a, b=b, **_items_needed(
+                *arrays, delta, run_n=run_n, k=k, ns=ns, alpha=alpha, power=power, half_width=half_width, seed=0)))
+    return ContrastPlan(config_name=config.name, k=k, run_n=run_n, alpha=alpha, power=power, half_width=half_width,
+                        contrasts=out)
 
 
 def plan_power(
@@ -161,6 +240,43 @@ def render_power(plan: PowerPlan) -> str:
         lines.append(f"| {p.point} | {p.items} | {100 * p.mean:+.1f} | {100 * p.sd:.1f} | {paper} | "
                      + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def render_contrasts(plan: ContrastPlan) -> str:
+    """The contrast plan as markdown."""
+    ns = sorted({n for c in plan.contrasts for n in c.items_for_half_width})
+    w = f"{100 * plan.half_width:.0f}"
+    lines = [
+        f"### {plan.config_name}: items needed for differences between insertion points (pass@{plan.k}, paired)",
+        "",
+        f"From every item both points hold. A two-sided paired test at level {plan.alpha} with power {plan.power} "
+        f"to detect the paper's difference between the two columns (the Oracle-line takes the paper's PRM-line "
+        f"value), and a 95% interval of +-{w} points, with n branches per (item, point, method); the run's n is "
+        f"{plan.run_n}.",
+        "",
+        "| method | contrast | items | mean diff (pts) | sd (pts) | paper diff (pts) | "
+        + " | ".join(f"N detect, n={n} | N +-{w}, n={n}" for n in ns) + " |",
+        "|---" * (6 + 2 * len(ns)) + "|",
+    ]
+    for c in plan.contrasts:
+        cells = []
+        for n in ns:
+            det = c.items_to_detect.get(n)
+            cells += ["–" if det is None else f"{det:,}", f"{c.items_for_half_width[n]:,}"]
+        paper = "–" if c.delta is None else f"{100 * c.delta:+.1f}"
+        lines.append(f"| {c.method} | {c.a} - {c.b} | {c.items} | {100 * c.mean:+.1f} | {100 * c.sd:.1f} | {paper} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_contrasts(config: ExperimentConfig, contrasts: list[tuple[str, str]], **kwargs) -> ContrastPlan:
+    """Compute :func:`plan_contrasts` and write ``power-contrasts.md`` and ``.json`` into the run folder."""
+    plan = plan_contrasts(config, contrasts, **kwargs)
+    if not plan.contrasts:
+        raise ValueError(f"{config.run_dir}: no contrast has 2 items with both points yet")
+    write_atomic(config.run_dir / "power-contrasts.md", render_contrasts(plan))
+    write_atomic(config.run_dir / "power-contrasts.json", plan.model_dump_json(indent=1))
+    return plan
 
 
 def write_power(config: ExperimentConfig, **kwargs) -> PowerPlan:
