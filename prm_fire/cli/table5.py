@@ -125,7 +125,7 @@ def check(args: argparse.Namespace):
     from prm_fire.prompts import build_messages
 
     from prm_fire.experiments.run_dir import check_settings
-    from prm_fire.preflight import check_output
+    from prm_fire.preflight import check_free_space, check_output
 
     config = _config(args)
     problems = Problems()
@@ -199,8 +199,32 @@ def check(args: argparse.Namespace):
         with problems.check():
             check_requests(shape, requests, n=n, bytes_per_value=kv_bytes(config.backend, config.backend_options),
                            where="insertion.n" if args.stage != "pass-rate" else "--samples")
+        with problems.check():
+            check_free_space(config.run_dir, _room(args, config, pool, items), where=out_flag)
     problems.raise_if_any()
     return config
+
+
+def _room(args: argparse.Namespace, config, pool: list, items: list) -> int:
+    """Bytes a generating stage writes at most: every problem left kept and every branch at its token budget."""
+    from prm_fire.experiments.dataset import Attempt
+    from prm_fire.experiments.insertion import journal_path
+    from prm_fire.journal import complete_lines, read_journal
+    from prm_fire.preflight import BYTES_PER_TOKEN
+
+    base, spec = config.base_sampling, config.insertion
+    methods = spec.methods if args.method == "both" or args.stage != "insertion" else [args.method]
+    per_set = spec.n * spec.sampling.max_new_tokens
+    if args.stage == "pass-rate":
+        tokens = args.per_level * len(args.levels or [None]) * args.samples * base.max_new_tokens
+    elif args.stage == "insertion":
+        tokens = per_set * sum(max(0, len(items) * len(methods) - len(complete_lines(journal_path(config, p))))
+                               for p in args.point or spec.points)
+    else:
+        tried = {a.problem_id for a in read_journal(config.run_dir / "attempts.jsonl", Attempt)}
+        left = sum(p.id not in tried for p in pool)
+        tokens = left * (base.max_new_tokens + (len(spec.points) * len(methods) * per_set if args.stage == "all" else 0))
+    return BYTES_PER_TOKEN * tokens
 
 
 def standing(args: argparse.Namespace) -> str:
