@@ -140,7 +140,8 @@ def test_branch_whose_page_cannot_be_written_leaves_the_tree_whole_and_no_page(e
     out = tmp_path / "tree.json"
     assert main([*BRANCH, "--out", str(out)]) == 1
     line = _one_error_line(capsys.readouterr().err)
-    assert line.startswith(f"error: {out.with_suffix('.html')}: {'No space left' if err == errno.ENOSPC else 'Read-only'}")
+    reason = "No space left" if err == errno.ENOSPC else "Read-only"
+    assert line.startswith(f"error: {out.with_suffix('.html')}: {reason}"), line
     from prm_fire.tree import load_tree
 
     assert len([n for n in load_tree(out) if n.count("/") >= 2]) == 4  # the JSON is whole: 2 x 2 branches

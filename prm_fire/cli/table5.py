@@ -223,7 +223,8 @@ def _room(args: argparse.Namespace, config, pool: list, items: list) -> int:
     else:
         tried = {a.problem_id for a in read_journal(config.run_dir / "attempts.jsonl", Attempt)}
         left = sum(p.id not in tried for p in pool)
-        tokens = left * (base.max_new_tokens + (len(spec.points) * len(methods) * per_set if args.stage == "all" else 0))
+        branched = len(spec.points) * len(methods) * per_set if args.stage == "all" else 0
+        tokens = left * (base.max_new_tokens + branched)
     return BYTES_PER_TOKEN * tokens
 
 

@@ -59,7 +59,8 @@ class JournaledGenerator:
 
     def key(self, request: BranchRequest) -> str:
         """The request's identity: model, prompt ids, n and sampling, hashed."""
-        text = json.dumps([self.inner.model_name, request.prompt_ids, request.n, request.sampling.model_dump(mode="json")])
+        sampling = request.sampling.model_dump(mode="json")
+        text = json.dumps([self.inner.model_name, request.prompt_ids, request.n, sampling])
         return hashlib.sha256(text.encode()).hexdigest()
 
     def branch_many(self, requests: list[BranchRequest]) -> list[list[Branch]]:
