@@ -84,8 +84,7 @@ class Plan:
 
 def check(args: argparse.Namespace) -> Plan:
     """Check every input of ``branch`` without loading the model; raise ``InputErrors`` listing the problems."""
-    from prm_fire.preflight import (BYTES_PER_TOKEN, Request, check_output, check_requests, cut_response, kv_bytes,
-                                    read_text)
+    from prm_fire.preflight import Request, check_output, check_requests, cut_response, kv_bytes, read_text
     from prm_fire.prompts import build_messages
 
     problems = Problems()
@@ -109,6 +108,8 @@ def check(args: argparse.Namespace) -> Plan:
 
             raise InputError("--point prm needs --first-error K (the 0-based first incorrect step)")
     with problems.check():  # the tree JSON and its HTML page beside it, room for every branch at full length
+        from prm_fire.preflight import BYTES_PER_TOKEN
+
         tokens = (2 if args.method == "both" else 1) * args.n * args.max_new_tokens + args.response_max_new_tokens
         for path in (args.out, args.out.with_suffix(".html")):
             check_output(path, where="--out", need=2 * BYTES_PER_TOKEN * tokens)

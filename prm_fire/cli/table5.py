@@ -125,7 +125,7 @@ def check(args: argparse.Namespace):
     from prm_fire.prompts import build_messages
 
     from prm_fire.experiments.run_dir import check_settings
-    from prm_fire.preflight import check_free_space, check_output
+    from prm_fire.preflight import check_output
 
     config = _config(args)
     problems = Problems()
@@ -200,6 +200,8 @@ def check(args: argparse.Namespace):
             check_requests(shape, requests, n=n, bytes_per_value=kv_bytes(config.backend, config.backend_options),
                            where="insertion.n" if args.stage != "pass-rate" else "--samples")
         with problems.check():
+            from prm_fire.preflight import check_free_space
+
             check_free_space(config.run_dir, _room(args, config, pool, items), where=out_flag)
     problems.raise_if_any()
     return config
