@@ -113,7 +113,7 @@ def main() -> int:
     config = load_config(args.config)
     config = config.model_copy(update={"data": config.data.model_copy(update={"limit": args.limit})})
     started = time.perf_counter()
-    generator = Resources(config).generator
+    generator = Resources(config, journal_calls=False).generator  # each arm's run journals its own calls
     load_s = time.perf_counter() - started
     rounds = []
     for r in range(args.repeats):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,9 +112,31 @@ def check_size(path: Path, *, where: str, limit: int = MAX_INPUT_BYTES) -> None:
         raise InputError(f"{where}: {path} has {path.stat().st_size:,} bytes, more than the {limit:,} read at most")
 
 
-def check_output(path: str | Path, *, where: str, folder: bool = False) -> Path:
+MIN_FREE_BYTES = 8 << 20
+"""Free space every output's file system must have (8 MiB), so a full disk is refused before any model loads;
+a command that can estimate what it will write asks for that (:data:`BYTES_PER_TOKEN`) when it is more."""
+
+BYTES_PER_TOKEN = 32
+"""Bytes an output file takes per generated token, rounded up from what was measured: a tree's JSON 19 and
+its HTML page 29 (results/cpu-small), a whole run folder 26 (results/cpu-power: trees and journals)."""
+
+
+def check_free_space(path: str | Path, need: int, *, where: str) -> None:
+    """Refuse if the file system that will hold ``path`` (its nearest existing folder's) has less than
+    ``need`` bytes free."""
+    folder = Path(path).expanduser()
+    while not folder.is_dir():
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise InputError(f"{where}: {path}: {free:,} bytes free on its file system, {need:,} needed; "
+                         "free some space or write elsewhere")
+
+
+def check_output(path: str | Path, *, where: str, folder: bool = False, need: int = MIN_FREE_BYTES) -> Path:
     """An output path that can be written: not a folder (or, ``folder``, not a file), no file among its
-    parents, and its nearest existing parent writable. Nothing is created."""
+    parents, its nearest existing parent writable, and ``need`` bytes free there (at least
+    :data:`MIN_FREE_BYTES`). Nothing is created."""
     path = Path(path).expanduser()
     if path.exists() and path.is_dir() != folder:
         want, found = ("folder", "file") if folder else ("file", "folder")
@@ -124,7 +147,9 @@ def check_output(path: str | Path, *, where: str, folder: bool = False) -> Path:
     if not parent.is_dir():
         raise InputError(f"{where}: {path}: {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"{where}: {path}: {parent} is not writable")
+        readonly = os.statvfs(parent).f_flag & os.ST_RDONLY
+        raise InputError(f"{where}: {path}: {parent} is {'on a read-only file system' if readonly else 'not writable'}")
+    check_free_space(path, max(need, MIN_FREE_BYTES), where=where)
     return path
 
 

@@ -3,7 +3,8 @@
 A full disk or a kill mid-write leaves the old output (or none) and at most a hidden temporary sibling,
 never a truncated page, table or data set. Three forms of one idea: :func:`write_atomic` for text or
 bytes, :func:`replacing` for any writer that takes a path (``savefig``), :func:`replace_atomically` for
-a writer that may make a folder (``Dataset.save_to_disk``).
+a writer that may make a folder (``Dataset.save_to_disk``). A failed write raises an ``OSError`` naming the
+target (a full disk's ``write`` names no file by itself) and saying that nothing was written.
 
 >>> import tempfile, pathlib
 >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
@@ -26,6 +27,12 @@ def _temporary(path: Path, kind: str) -> Path:
     return path.with_name(f".{path.stem}.{os.getpid()}.{kind}{path.suffix}")
 
 
+def _named(err: OSError, path: Path) -> OSError:
+    """``err`` as an ``OSError`` whose ``filename`` is the target, not a temporary sibling or nothing."""
+    return OSError(err.errno, f"{err.strerror or err}; nothing written (an older {path.name}, if any, is kept)",
+                   str(path))
+
+
 def _remove(path: Path) -> None:
     if path.is_dir():
         shutil.rmtree(path, ignore_errors=True)
@@ -42,6 +49,8 @@ def replacing(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as err:
+        raise _named(err, path) from err
     finally:
         _remove(tmp)
 
@@ -74,10 +83,12 @@ def replace_atomically(target: str | Path, write: Callable[[Path], object]) -> P
         if temp.is_dir() and target.is_dir():
             os.replace(target, old)
         os.replace(temp, target)
-    except BaseException:
+    except BaseException as err:
         _remove(temp)
         if old.exists() and not target.exists():
             os.replace(old, target)
+        if isinstance(err, OSError):
+            raise _named(err, target) from err
         raise
     _remove(old)
     return target

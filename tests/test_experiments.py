@@ -390,3 +390,46 @@ def test_a_run_with_progress_draws_a_bar_inside_each_generator_call(tmp_path, ca
     generator = Resources(config, progress=True).generator
     generator.branch([Message(role="user", content="What is 2 + 2?")], "", 2, SamplingConfig(max_new_tokens=4))
     assert "1 requests x2" in capsys.readouterr().err
+
+
+def test_a_kill_mid_wave_loses_at_most_the_engine_call_in_flight(tmp_path, shared_data, killed_after):
+    """One real wave (2 problems: base responses, rollout-PRM rounds, one branching call), killed three times:
+    as its second engine call starts, as the next call after that starts, and after the branching call returned
+    while its sets are stored. Every engine call that returned is replayed, not redone: over the broken runs
+    the engine receives exactly the requests of a clean run, each once, and the journals equal the clean run's."""
+    import prm_app.experiments.insertion as insertion
+    from prm_app.experiments.chain import run_chain
+    from prm_app.experiments.resources import CALLS, Resources
+    from prm_fire.generators import make_generator
+
+    generator = make_generator("hf", "smollm2-135m")
+    sent: list[list[str]] = []  # per engine call, its requests
+    real = generator.branch_many
+    generator.branch_many = lambda requests: sent.append([r.model_dump_json() for r in requests]) or real(requests)
+
+    def config_in(name: str):
+        config = load_config(_tiny_config(tmp_path, shared_data, "wave_size = 2"), out_dir=str(tmp_path / name))
+        return config.model_copy(update={"data": config.data.model_copy(update={"limit": 2})})
+
+    clean = config_in("clean")
+    run_chain(clean, resources=Resources(clean, generator=generator), progress=False)
+    clean_calls, sent[:] = list(sent), []
+    assert len(clean_calls) >= 3, clean_calls  # base responses, at least one PRM round, the branching call
+
+    broken = config_in("broken")
+    with killed_after(generator, "branch_many", 1):  # the base responses returned; dies as the next call starts
+        run_chain(broken, resources=Resources(broken, generator=generator), progress=False)
+    assert sent == clean_calls[:1]
+    assert (broken.run_dir / CALLS).is_file() and not (broken.run_dir / "attempts.jsonl").exists()
+    with killed_after(generator, "branch_many", 1):  # resumed: the base call replayed, one more call, then dies
+        run_chain(broken, resources=Resources(broken, generator=generator), progress=False)
+    assert sent == clean_calls[:2]  # the base responses were not asked again
+    with killed_after(insertion, "_store", 1):  # the branching call returned; dies storing its second set
+        run_chain(broken, resources=Resources(broken, generator=generator), progress=False)
+    assert sent[-1] == clean_calls[-1]
+    before = len(sent)
+    run_chain(broken, resources=Resources(broken, generator=generator), progress=False)
+    assert len(sent) == before  # the stored and the unstored sets both come from the journaled call
+    assert sorted(r for call in sent for r in call) == sorted(r for call in clean_calls for r in call)
+    assert _records(broken.run_dir) == _records(clean.run_dir)
+    assert not (broken.run_dir / CALLS).exists()  # emptied once the wave's records were in

@@ -243,3 +243,57 @@ def test_entropy_line_cut_searches_without_a_scorer_from_the_policys_least_sure_
     two_lines = "a = 1\nb = 2"
     with pytest.raises(ValueError, match="needs the policy's weights"):
         make_cut("entropy-line").keep(CutInput(text=two_lines, steps=split_steps(two_lines), problem=PROBLEM))
+
+
+def _easy_then_hard(path: Path, hard: bool = True) -> Path:
+    """GSM8K-format problems: two qwen2.5-coder-0.5b answers right greedily (58 and 94 tokens), then builtin/3,
+    whose greedy answer is cut at 100 tokens before any final answer (at full length it says 5, not 8)."""
+    import json
+
+    rows = [{"question": "What is 2 + 2?", "answer": "2 + 2 = 4\n#### 4"},
+            {"question": "What is 10 - 3?", "answer": "10 - 3 = 7\n#### 7"}]
+    if hard:
+        rows.append({"question": load_builtin()[2].question, "answer": "3x - 1 = 2x + 7, so x = 8.\n#### 8"})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+SHORT = ["--budget", "16", "--n", "2", "--width", "1", "--max-new-tokens", "8", "--cut", "line1"]
+
+
+@pytest.mark.slow
+def test_plain_search_starts_from_a_problem_the_model_gets_wrong(tmp_path, capsys):
+    """`prm-fire search --budget N` with the defaults: builtin/3, which qwen2.5-coder-0.5b answers 5 (gold 8)."""
+    from prm_app.cli import main
+
+    out = tmp_path / "search.json"
+    assert main(["search", *SHORT, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("problem builtin/3 (gold answer: 8)") and "greedy answer 5: wrong" in printed
+    assert "round 0: expanded r0; 2 branches" in printed
+    assert load_tree(out).nodes["problem"]["data"].problem.id == "builtin/3"
+
+
+def test_search_without_id_skips_problems_the_greedy_answer_solves(tmp_path, capsys):
+    from prm_app.cli import main
+
+    data, out = _easy_then_hard(tmp_path / "mixed.jsonl"), tmp_path / "search.json"
+    assert main(["search", "--data", str(data), *SHORT, "--response-max-new-tokens", "100", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "greedy answer 4: correct" in printed and "greedy answer 7: correct" in printed
+    assert "no --id given: the next problem, gsm8k/mixed/2" in printed and "greedy answer None: wrong" in printed
+    assert "round 0: expanded r0; 2 branches" in printed
+    assert load_tree(out).nodes["problem"]["data"].problem.id == "gsm8k/mixed/2"
+
+
+@pytest.mark.slow
+def test_search_without_id_says_when_nothing_needs_searching(tmp_path, capsys):
+    """Every greedy answer right: exit 1, one line naming the problems tried, nothing written."""
+    from prm_app.cli import main
+
+    data, out = _easy_then_hard(tmp_path / "easy.jsonl", hard=False), tmp_path / "search.json"
+    assert main(["search", "--data", str(data), *SHORT, "--out", str(out)]) == 1
+    [line] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert line == ("error: nothing to search: qwen2.5-coder-0.5b answers all 2 problems tried greedily right "
+                    "(gsm8k/easy/0, gsm8k/easy/1); name one with --id or give a wrong --response")
+    assert list(tmp_path.iterdir()) == [data]

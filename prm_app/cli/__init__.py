@@ -1,8 +1,12 @@
 """The ``prm-fire`` command line: one module per subcommand, each with ``add_parser``, ``run`` and ``standing``.
 
 Every command checks all of its input before it loads a model (bad input: one ``error:`` line per
-problem on stderr, exit code 2). Ctrl-C stops it without a traceback: one line says what is recorded
-and how to resume (``standing``), exit code 130.
+problem on stderr, exit code 2), outputs included: a folder that cannot be written, a read-only file
+system, or less free space than the command may write (:func:`prm_app.preflight.check_free_space`). A
+write that fails anyway (the disk fills or turns read-only during the run) ends in one line naming the
+file, exit code 1 (the input was fine, the machine failed; nothing half-written: :mod:`prm_fire.atomic`).
+Ctrl-C stops it without a traceback: one line says what is recorded and how to resume (``standing``),
+exit code 130.
 """
 
 from __future__ import annotations

@@ -107,9 +107,12 @@ def check(args: argparse.Namespace) -> Plan:
             from prm_app.preflight import InputError
 
             raise InputError("--point prm needs --first-error K (the 0-based first incorrect step)")
-    with problems.check():  # the tree JSON and its HTML page beside it
+    with problems.check():  # the tree JSON and its HTML page beside it, room for every branch at full length
+        from prm_app.preflight import BYTES_PER_TOKEN
+
+        tokens = (2 if args.method == "both" else 1) * args.n * args.max_new_tokens + args.response_max_new_tokens
         for path in (args.out, args.out.with_suffix(".html")):
-            check_output(path, where="--out")
+            check_output(path, where="--out", need=2 * BYTES_PER_TOKEN * tokens)
     shape = problems.engine(args.backend, args.model)
 
     with problems.check():

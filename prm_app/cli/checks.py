@@ -151,24 +151,25 @@ def report(lines: list[str]) -> None:
 DEFAULT_PROBLEM = "builtin/1"  # the first builtin problem; see the README for how the default was measured
 
 
-def add_problem_arguments(group: Any) -> None:
-    """``--data`` and ``--id``: the one problem a command works on (``branch``, ``search``)."""
+def add_problem_arguments(group: Any, *, default: str = DEFAULT_PROBLEM, more: str = "") -> None:
+    """``--data`` and ``--id``: the one problem a command works on (``branch``, ``search``); ``more`` ends
+    the ``--id`` help."""
     from pathlib import Path
 
     group.add_argument("--data", type=Path, help="data file (MATH/MATH-500/GSM8K JSONL, ProcessBench JSON); "
                        "default: the problems shipped with the package")
-    group.add_argument("--id", help=f"problem id in --data (default: {DEFAULT_PROBLEM} without --data, "
-                       "else the file's first problem)")
+    group.add_argument("--id", help=f"problem id in --data (default: {default} without --data, "
+                       f"else the file's first problem{more})")
 
 
-def chosen_problem(args: argparse.Namespace) -> Any:
-    """The problem ``--data``/``--id`` name (see :func:`add_problem_arguments`); an :class:`InputError` names
-    the flag."""
+def chosen_problem(args: argparse.Namespace, *, default: str = DEFAULT_PROBLEM) -> Any:
+    """The problem ``--data``/``--id`` name (see :func:`add_problem_arguments`; ``default`` without either);
+    an :class:`InputError` names the flag."""
     from prm_app.preflight import read_problems
     from prm_fire.problems import find_problem, load_builtin
 
     pool = read_problems(args.data) if args.data else load_builtin()
-    wanted = args.id or (None if args.data else DEFAULT_PROBLEM)
+    wanted = args.id or (None if args.data else default)
     try:
         return find_problem(pool, wanted) if wanted else pool[0]
     except KeyError as err:

@@ -11,6 +11,12 @@ from prm_app.cli.checks import Problems, add_problem_arguments, chosen_problem, 
 from prm_fire.sampling import FireConfig, SamplingConfig
 
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"
+DEFAULT_PROBLEM = "builtin/3"
+"""Where a search without ``--id`` starts: the first builtin problem the default model answers wrong greedily
+(measured: qwen2.5-coder-0.5b's greedy answers to builtin/1 and builtin/2 are right, to builtin/3 it says 5,
+not 8)."""
+SCAN = 10
+"""Without ``--id`` and a response: the most problems ``search`` answers greedily to find one to search."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("search", help="re-branch a wrong solution at located errors until a branch is right "
                                       "or the token budget is spent; write the tree JSON and HTML")
     src = s.add_argument_group("problem and starting response")
-    add_problem_arguments(src)
+    add_problem_arguments(src, default=DEFAULT_PROBLEM, more=f"; without --id and --response the model answers "
+                          f"greedily from there on, at most {SCAN} problems, and the search starts from the first "
+                          "wrong answer; if every answer is right it exits 1")
     resp = src.add_mutually_exclusive_group()
     resp.add_argument("--response", help="the (wrong) response the search starts from")
     resp.add_argument("--response-file", type=Path, help="file holding the response the search starts from")
@@ -80,7 +88,7 @@ def check(args: argparse.Namespace):
     problem = response = config = shape = None
     options: dict = {}
     with problems.check():
-        problem = chosen_problem(args)
+        problem = chosen_problem(args, default=DEFAULT_PROBLEM)
     with problems.check():
         if problem is not None and problem.answer is None:
             raise InputError(f"--id: problem {problem.id!r} has no gold answer: a search stops at a correct branch")
@@ -103,25 +111,44 @@ def check(args: argparse.Namespace):
                 first = err.errors()[0]
                 raise InputError(f"--{'.'.join(map(str, first['loc'])).replace('_', '-')}: {first['msg']}") from None
     uses_scorer = args.strategy == "search" and (cut is None or cut.needs_scores)
+    candidates = [problem]
+    if problem is not None and response is None and args.id is None:
+        candidates = _candidates(args, problem, needs_solution=uses_scorer and args.prm in ("reference", "combined"))
     options = checked_prm_options(problems, args.prm, args.prm_option)  # a bad name is an error even if unused
     if uses_scorer:
         with problems.check():
             if args.prm in ("reference", "combined") and problem is not None and not problem.solution:
                 raise InputError(f"--prm {args.prm}: problem {problem.id!r} has no reference solution to check against")
-    with problems.check():  # the tree JSON and its HTML page beside it
+    with problems.check():  # the tree JSON and its HTML page beside it, room for the whole budget's branches
+        from prm_app.preflight import BYTES_PER_TOKEN
+
+        tokens = args.budget + args.max_new_tokens * args.n * args.width + args.response_max_new_tokens
         for path in (args.out, args.out.with_suffix(".html")):
-            check_output(path, where="--out")
+            check_output(path, where="--out", need=2 * BYTES_PER_TOKEN * tokens)
     shape = problems.engine(args.backend, args.model)
     with problems.check():
         prompt = tuple(m.content for m in build_messages(problem))
         start = (response,) if response is not None else ()
         longest = (args.response_max_new_tokens if response is None else 0) + args.max_new_tokens
-        check_requests(shape, [Request("--max-new-tokens: prompt + the starting response, then a branch",
-                                       (*prompt, *start), longest)],
+        check_requests(shape, [Request(f"--max-new-tokens: prompt of {p.id} + the starting response, then a branch",
+                                       (*(m.content for m in build_messages(p)), *start), longest)
+                               for p in candidates],
                        n=args.n * args.width, bytes_per_value=kv_bytes(args.backend, {}),
                        where=f"--n {args.n} x --width {args.width} =")
     problems.raise_if_any()
-    return problem, response, config, (options if uses_scorer else None)
+    return candidates, response, config, (options if uses_scorer else None)
+
+
+def _candidates(args: argparse.Namespace, first, *, needs_solution: bool) -> list:
+    """Without ``--id`` and a response: ``first`` and the problems after it in its pool that a search can
+    take (a gold answer; a worked solution for a scorer that reads one), :data:`SCAN` at most."""
+    from prm_app.preflight import read_problems
+    from prm_fire.problems import load_builtin
+
+    pool = read_problems(args.data) if args.data else load_builtin()
+    start = next(i for i, p in enumerate(pool) if p.id == first.id)
+    return [first] + [p for p in pool[start + 1:] if p.answer is not None
+                      and (p.solution or not needs_solution)][: SCAN - 1]
 
 
 def standing(args: argparse.Namespace) -> str:
@@ -141,7 +168,8 @@ def engines(args: argparse.Namespace, options: dict | None) -> tuple[Any, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``prm-fire search``."""
-    problem, response, config, options = check(args)
+    candidates, response, config, options = check(args)
+    problem = candidates[0]
 
     from prm_fire.branching import grade_branch
     from prm_fire.prefixes import Prefix
@@ -153,13 +181,26 @@ def run(args: argparse.Namespace) -> int:
     print(f"problem {problem.id} (gold answer: {problem.answer})\n{problem.question}\n")
     generator, scorer = engines(args, options)
     origin = "given"
-    if response is None:
+    greedy = SamplingConfig(method="regular", temperature=0, max_new_tokens=args.response_max_new_tokens)
+    for problem in candidates if response is None else []:
+        if problem is not candidates[0]:
+            print(f"\nno --id given: the next problem, {problem.id} (gold answer: {problem.answer})\n"
+                  f"{problem.question}\n")
         print(f"answering greedily with {args.model} ...")
-        greedy = SamplingConfig(method="regular", temperature=0, max_new_tokens=args.response_max_new_tokens)
         base = generator.branch(build_messages(problem), "", 1, greedy)[0]
-        response, origin = base.text, f"sampled:{args.model}:greedy"
         verdict = grade_branch(problem, Prefix(point="line1", text="", kept_steps=0), base)
         print(f"greedy answer {verdict.answer}: {'correct' if verdict.correct else 'wrong'}")
+        if not verdict.correct or args.id is not None:  # a problem named with --id is searched as it is
+            response, origin = base.text, f"sampled:{args.model}:greedy"
+            break
+    else:
+        if response is None:
+            from prm_app.cli.checks import report
+
+            ids = ", ".join(p.id for p in candidates)
+            report([f"nothing to search: {args.model} answers all {len(candidates)} problems tried greedily right "
+                    f"({ids}); name one with --id or give a wrong --response"])
+            return 1
     cut = make_cut(config.cut, generator=generator, model=args.model)  # a cut that reads the policy takes these
     s = start_search(problem, response, config, model=generator.model_name, scorer=scorer, origin=origin, cut=cut)
     run_searches([s], generator)

@@ -225,8 +225,35 @@ def check(args: argparse.Namespace):
         with problems.check():
             check_requests(shape, requests, n=n, bytes_per_value=kv_bytes(config.backend, config.backend_options),
                            where="insertion.n" if args.stage != "pass-rate" else "--samples")
+        with problems.check():
+            from prm_app.preflight import check_free_space
+
+            check_free_space(config.run_dir, _room(args, config, pool, items), where=out_flag)
     problems.raise_if_any()
     return config
+
+
+def _room(args: argparse.Namespace, config, pool: list, items: list) -> int:
+    """Bytes a generating stage writes at most: every problem left kept and every branch at its token budget."""
+    from prm_app.experiments.dataset import Attempt
+    from prm_app.experiments.insertion import journal_path
+    from prm_fire.journal import complete_lines, read_journal
+    from prm_app.preflight import BYTES_PER_TOKEN
+
+    base, spec = config.base_sampling, config.insertion
+    methods = spec.methods if args.method == "both" or args.stage != "insertion" else [args.method]
+    per_set = spec.n * spec.sampling.max_new_tokens
+    if args.stage == "pass-rate":
+        tokens = args.per_level * len(args.levels or [None]) * args.samples * base.max_new_tokens
+    elif args.stage == "insertion":
+        tokens = per_set * sum(max(0, len(items) * len(methods) - len(complete_lines(journal_path(config, p))))
+                               for p in args.point or spec.points)
+    else:
+        tried = {a.problem_id for a in read_journal(config.run_dir / "attempts.jsonl", Attempt)}
+        left = sum(p.id not in tried for p in pool)
+        branched = len(spec.points) * len(methods) * per_set if args.stage == "all" else 0
+        tokens = left * (base.max_new_tokens + branched)
+    return BYTES_PER_TOKEN * tokens
 
 
 def standing(args: argparse.Namespace) -> str:

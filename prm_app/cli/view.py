@@ -47,7 +47,8 @@ def check(args: argparse.Namespace) -> tuple[str, Path, object]:
             raise InputError(f"tree: {err}") from None
     out = args.out or args.tree.with_suffix(f".{fmt}")
     with problems.check():
-        check_output(out, where="-o/--out" if args.out else f"tree (the {fmt} goes beside it)")
+        room = 2 * args.tree.stat().st_size if args.tree.is_file() else 0  # an HTML page: ~1.5 x its tree's JSON
+        check_output(out, where="-o/--out" if args.out else f"tree (the {fmt} goes beside it)", need=room)
     problems.raise_if_any()
     return fmt, out, tree
 

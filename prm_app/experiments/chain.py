@@ -9,8 +9,10 @@ sequences at once instead of one branch set at a time.
 
 The journals are the stages' own and every seed derives from an item's id, so the records equal
 those of running the stages one after the other, whatever the wave size; the first N problems give
-the numbers of ``limit = N``. A stop leaves finished waves complete; a rerun first completes the
-branch sets of kept items that lack some (a stop inside a wave's stage 2), then goes on.
+the numbers of ``limit = N``. A stop leaves finished waves complete, and inside a wave every engine call that
+returned is in the call journal (:class:`~prm_app.experiments.resources.Resources`): a rerun replays those
+calls, first completes the branch sets of kept items that lack some (a stop inside a wave's stage 2), then
+goes on; it redoes at most the engine call the stop cut short.
 """
 
 from __future__ import annotations

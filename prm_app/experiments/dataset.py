@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -190,8 +189,8 @@ def _score_all(scorer: Any, problems: list[Problem], steps: list[list[str]]) -> 
 def sample_wave(config: ExperimentConfig, problems: list[Problem], resources: Resources) -> list[Attempt]:
     """Stage 1 for one wave: base responses in one generator call (or ProcessBench's given ones), the
     PRM on the wave's candidates together, one :class:`Attempt` line per problem (appended in problem
-    order)."""
-    start = time.perf_counter()
+    order); then the call journal is emptied (:meth:`Resources.settle`)."""
+    start = resources.clock()
     if config.data.source == "processbench":
         given = given_solutions(config.data)
         texts, tokens = ["\n\n".join(given[p.id].steps) for p in problems], [0] * len(problems)
@@ -217,7 +216,7 @@ def sample_wave(config: ExperimentConfig, problems: list[Problem], resources: Re
     scored = _score_all(resources.scorer, [problems[j] for j in asked], [[x.text for x in steps[j]] for j in asked]) \
         if asked else []
     scores = dict(zip(asked, (s.model_copy(update={"threshold": config.prm.threshold}) for s in scored)))
-    share = round((time.perf_counter() - start) / len(problems), 2)
+    share = round((resources.clock() - start) / len(problems), 2)
     attempts = []
     for j, problem in enumerate(problems):
         sc = scores.get(j)
@@ -235,6 +234,7 @@ def sample_wave(config: ExperimentConfig, problems: list[Problem], resources: Re
             prm_tokens=0 if sc is None else getattr(sc, "tokens_generated", None), seconds=share, item=item))
     for attempt in attempts:
         append_journal(config.run_dir / "attempts.jsonl", attempt)
+    resources.settle()
     return attempts
 
 

@@ -11,7 +11,6 @@ comes from ``entropy.jsonl`` (one line per item, computed once by the policy's f
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import networkx as nx
@@ -117,8 +116,10 @@ def branch_items(
     """Every missing (item, point, method) branch set of ``items`` in ONE generator call; then, item
     by item, each set goes into the item's tree and one line of its point's journal.
 
-    Returns the new results. Sets already in a journal are skipped, so a rerun after a kill redoes
-    only what was lost (the seeds derive from the item id, so the redone sets equal the lost ones).
+    Returns the new results. Sets already in a journal are skipped, and a generator call that returned
+    before a kill is replayed from the call journal (:class:`~prm_app.experiments.resources.Resources`),
+    so a rerun redoes at most the call in flight (the seeds derive from the item id, so the redone sets equal
+    the lost ones).
     """
     points, methods, spec = points or config.insertion.points, methods or config.insertion.methods, config.insertion
     done = {(p, r.item_id, r.method) for p in points for r in read_journal(journal_path(config, p), InsertionResult)}
@@ -126,7 +127,7 @@ def branch_items(
               if (point, item.problem.id, method) not in done]
     if not wanted:
         return []
-    start = time.perf_counter()
+    start = resources.clock()
     cuts = entropy_lines(config, list({i.problem.id: i for i, p, _ in wanted if p == "entropy"}.values()), resources)
     jobs = []
     for item, point, method in wanted:
@@ -138,7 +139,7 @@ def branch_items(
                               sampling=spec.sampling_for(method, insertion_seed(spec.sampling.seed, item.problem.id,
                                                                                 point))))
     sets = branch_many(jobs, generator=resources.generator)
-    share = round((time.perf_counter() - start) / len(jobs), 2)
+    share = round((resources.clock() - start) / len(jobs), 2)
     results = []
     for (item, point, method), result in zip(wanted, sets, strict=True):
         _store(config, item, result)
@@ -149,6 +150,7 @@ def branch_items(
             tokens=sum(len(b.token_ids) for b in result.branches), seconds=share)
         append_journal(journal_path(config, point), record)
         results.append(record)
+    resources.settle()
     return results
 
 

@@ -123,6 +123,7 @@ def measure_pass_rate(
                 )
                 append_journal(path, record)
                 done[problem.id] = record
+            resources.settle()
             bar.update(len(wave))
     return [done[p.id] for p in chosen]
 

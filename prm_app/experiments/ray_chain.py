@@ -39,7 +39,7 @@ class ChainWorker:
 
     def __init__(self, config_json: str):
         self.config = ExperimentConfig.model_validate_json(config_json)
-        self.resources = Resources(self.config)
+        self.resources = Resources(self.config, journal_calls=False)  # a wave's scratch folder goes with it
 
     def __call__(self, batch: Any) -> Any:
         with tempfile.TemporaryDirectory(prefix="prm-fire-wave-") as scratch_dir:

@@ -7,10 +7,16 @@ built on first use and shared, so a run that finds nothing left to do loads no m
 does loads each model once. A scorer runs on the policy's engine unless its options name another
 model (:func:`prm_models.shares_engine`); then it builds its own on first use
 (:class:`prm_models.backed.GeneratorBacked`, the rollout PRM and the critic).
+
+The policy generator's calls are journaled in ``<run>/calls.jsonl``
+(:class:`~prm_fire.generators.journaled.JournaledGenerator`), so a kill loses at most the engine call in
+flight; a stage calls :meth:`Resources.settle` once its own journals hold a wave, which empties that file.
+A PRM on another model than the policy builds its own generator, whose calls are not journaled.
 """
 
 from __future__ import annotations
 
+import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +24,10 @@ from prm_app.experiments.config import ExperimentConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from prm_fire.generators.base import Generator
+
+
+CALLS = "calls.jsonl"
+"""The run folder's journal of the policy generator's finished calls (one wave at most)."""
 
 
 def build_generator(backend: str, model: str, *, progress: bool = False, **options: Any) -> Generator:
@@ -45,11 +55,12 @@ class Resources:
     """
 
     def __init__(self, config: ExperimentConfig, *, generator: Generator | None = None, scorer: Any | None = None,
-                 progress: bool = False):
+                 progress: bool = False, journal_calls: bool = True):
         self.config = config
         self.progress = progress  # a bar per generator call: base responses, each PRM rollout round, each branching
+        self.journal_calls = journal_calls
         if generator is not None:
-            self.__dict__["generator"] = generator
+            self.__dict__["generator"] = self._journaled(generator)
         if scorer is not None:
             self.__dict__["scorer"] = scorer
 
@@ -57,7 +68,28 @@ class Resources:
     def generator(self) -> Generator:
         """The policy backend of ``config.backend`` for ``config.model``."""
         config = self.config
-        return build_generator(config.backend, config.model, progress=self.progress, **config.backend_options)
+        return self._journaled(build_generator(config.backend, config.model, progress=self.progress,
+                                               **config.backend_options))
+
+    def _journaled(self, generator: Generator) -> Generator:
+        from prm_fire.generators.journaled import JournaledGenerator
+
+        if isinstance(generator, JournaledGenerator):  # another run's: journal into this run's folder instead
+            generator = generator.inner
+        return JournaledGenerator(generator, self.config.run_dir / CALLS) if self.journal_calls else generator
+
+    def settle(self) -> None:
+        """The stage's journals hold what the generator's calls made so far: empty the call journal."""
+        generator = self.__dict__.get("generator")
+        if hasattr(generator, "settle"):
+            generator.settle()
+        elif self.journal_calls:
+            (self.config.run_dir / CALLS).unlink(missing_ok=True)
+
+    def clock(self) -> float:
+        """Seconds for a stage's timing: ``time.perf_counter()`` plus the recorded engine time of the calls
+        replayed from the call journal (the time a killed run spent on them)."""
+        return time.perf_counter() + getattr(self.__dict__.get("generator"), "replayed_seconds", 0.0)
 
     @cached_property
     def scorer(self) -> Any:
