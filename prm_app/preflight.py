@@ -79,15 +79,22 @@ def check_prm(name: str, options: dict, *, where: str = "--prm", where_options: 
         check_model(model, where=f"{where_options} model")
 
 
-def read_problems(path: str | Path, *, where: str = "--data") -> list[Problem]:
-    """The problems of a data file; a missing file, a folder, a file over :data:`MAX_INPUT_BYTES` or a bad
-    line is one line naming it."""
+def user_file(path: str | Path, *, where: str, kind: str = "file") -> Path:
+    """``path`` if it names an existing file of at most :data:`MAX_INPUT_BYTES`; else an
+    :class:`InputError` naming ``where`` (missing, a folder, too large)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{where}: {path}: no such file")
     if path.is_dir():
-        raise InputError(f"{where}: {path} is a folder, not a data file")
+        raise InputError(f"{where}: {path} is a folder, not a {kind}")
     check_size(path, where=where)
+    return path
+
+
+def read_problems(path: str | Path, *, where: str = "--data") -> list[Problem]:
+    """The problems of a data file; a missing file, a folder, a file over :data:`MAX_INPUT_BYTES` or a bad
+    line is one line naming it."""
+    path = user_file(path, where=where, kind="data file")
     try:
         problems = load_problems(path)
     except DataError as err:
@@ -155,12 +162,7 @@ def check_output(path: str | Path, *, where: str, folder: bool = False, need: in
 
 def read_text(path: str | Path, *, where: str) -> str:
     """The text of a file the user named (a response file, a tree): missing, folder, not UTF-8 are errors."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{where}: {path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{where}: {path} is a folder, not a file")
-    check_size(path, where=where)
+    path = user_file(path, where=where)
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:

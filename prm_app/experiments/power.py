@@ -36,23 +36,36 @@ from prm_fire.journal import read_journal
 from prm_fire.metrics import pass_at_k
 
 
-class PointPower(BaseModel):
-    """The sample size one insertion point's FIRE - regular pass@k difference needs."""
+class SampleSize(BaseModel):
+    """The items a paired pass@k difference needs, estimated from the items measured so far."""
 
     model_config = ConfigDict(frozen=True)
 
-    point: str
-    items: int = Field(description="Items the estimate comes from (those both methods hold).")
+    items: int = Field(description="Items the estimate comes from (those both sides of the difference hold).")
     mean: float = Field(description="Observed mean paired difference (fraction).")
     sd: float = Field(description="Observed standard deviation of the paired difference at the run's n.")
-    delta: float | None = Field(description="Effect to detect: the paper's FIRE - regular at this point (fraction).")
+    delta: float | None = Field(description="Effect to detect: the paper's difference (fraction).")
     items_to_detect: dict[int, int | None] = Field(
         description="Per branch count n: items for a paired test to detect delta (None: no paper value, or delta 0).")
     items_for_half_width: dict[int, int] = Field(description="Per branch count n: items for a 95% interval of +- half_width.")
 
 
-class PowerPlan(BaseModel):
-    """The plan a run's first items give: per point, items needed for each branch count n."""
+class PointPower(SampleSize):
+    """One insertion point's FIRE - regular difference."""
+
+    point: str
+
+
+class ContrastPower(SampleSize):
+    """The difference ``a`` - ``b`` between two insertion points of one method."""
+
+    method: str
+    a: str
+    b: str
+
+
+class PlanSettings(BaseModel):
+    """What a plan was computed for: the run, pass@k, the run's n, the test's level and power, the interval."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -62,8 +75,19 @@ class PowerPlan(BaseModel):
     alpha: float
     power: float
     half_width: float
+
+
+class PowerPlan(PlanSettings):
+    """The plan a run's first items give: per point, items needed for each branch count n."""
+
     first_items: int
     points: list[PointPower]
+
+
+class ContrastPlan(PlanSettings):
+    """Per method and contrast, the items a run needs for each branch count n (:func:`plan_contrasts`)."""
+
+    contrasts: list[ContrastPower]
 
 
 def _pass_at(correct: np.ndarray, n: int, k: int) -> np.ndarray:
@@ -75,36 +99,6 @@ def _noise_variance(rates: np.ndarray, n: int, k: int, rng: np.random.Generator,
     correct = rng.binomial(n, rates[None, :], size=(draws, rates.size))
     values = np.vectorize(lambda c: pass_at_k(n, int(c), k))(correct)
     return float(values.var(axis=0).mean())
-
-
-class ContrastPower(BaseModel):
-    """The sample size a difference between two insertion points of one method needs (``a`` - ``b``)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    method: str
-    a: str
-    b: str
-    items: int = Field(description="Items the estimate comes from (those both points hold for the method).")
-    mean: float = Field(description="Observed mean paired difference a - b (fraction).")
-    sd: float = Field(description="Observed standard deviation of the paired difference at the run's n.")
-    delta: float | None = Field(description="Effect to detect: the paper's a - b for the method (fraction).")
-    items_to_detect: dict[int, int | None]
-    items_for_half_width: dict[int, int]
-
-
-class ContrastPlan(BaseModel):
-    """Per method and contrast, the items a run needs for each branch count n (:func:`plan_contrasts`)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    config_name: str
-    k: int
-    run_n: int
-    alpha: float
-    power: float
-    half_width: float
-    contrasts: list[ContrastPower]
 
 
 def _items_needed(a: np.ndarray, b: np.ndarray, delta: float | None, *, run_n: int, k: int, ns: tuple[int, ...],
@@ -216,9 +210,27 @@ def plan_power(
                      alpha=alpha, power=power, half_width=half_width)
 
 
+def _size_table(first: list[str], rows: list[tuple[list[str], PointPower | ContrastPower]], half_width: float) -> list[str]:
+    """Markdown rows: the ``first`` columns, then items, mean and sd of the difference, the paper's
+    difference and, per branch count n, the items to detect it and for the interval."""
+    ns = sorted({n for _, r in rows for n in r.items_for_half_width})
+    w = f"{100 * half_width:.0f}"
+    lines = ["| " + " | ".join(first) + " | items | mean diff (pts) | sd (pts) | paper diff (pts) | "
+             + " | ".join(f"N detect, n={n} | N +-{w}, n={n}" for n in ns) + " |",
+             "|---" * (len(first) + 4 + 2 * len(ns)) + "|"]
+    for cells, r in rows:
+        counts = []
+        for n in ns:
+            det = r.items_to_detect.get(n)
+            counts += ["–" if det is None else f"{det:,}", f"{r.items_for_half_width[n]:,}"]
+        paper = "–" if r.delta is None else f"{100 * r.delta:+.1f}"
+        lines.append("| " + " | ".join([*cells, str(r.items), f"{100 * r.mean:+.1f}", f"{100 * r.sd:.1f}", paper,
+                                        *counts]) + " |")
+    return lines
+
+
 def render_power(plan: PowerPlan) -> str:
     """The plan as markdown."""
-    ns = sorted({n for p in plan.points for n in p.items_for_half_width})
     lines = [
         f"### {plan.config_name}: power plan from the first {max(p.items for p in plan.points)} items (pass@{plan.k}, "
         f"FIRE - regular, paired)",
@@ -227,45 +239,24 @@ def render_power(plan: PowerPlan) -> str:
         f"with power {plan.power}, and for a 95% interval of +-{100 * plan.half_width:.0f} points, with n "
         "branches per (item, point, method). The run's own n is " + str(plan.run_n) + ".",
         "",
-        "| point | items | mean diff (pts) | sd (pts) | paper diff (pts) | "
-        + " | ".join(f"N detect, n={n} | N +-{100 * plan.half_width:.0f}, n={n}" for n in ns) + " |",
-        "|---" * (5 + 2 * len(ns)) + "|",
+        *_size_table(["point"], [([p.point], p) for p in plan.points], plan.half_width),
     ]
-    for p in plan.points:
-        cells = []
-        for n in ns:
-            det = p.items_to_detect.get(n)
-            cells += ["–" if det is None else f"{det:,}", f"{p.items_for_half_width[n]:,}"]
-        paper = "–" if p.delta is None else f"{100 * p.delta:+.1f}"
-        lines.append(f"| {p.point} | {p.items} | {100 * p.mean:+.1f} | {100 * p.sd:.1f} | {paper} | "
-                     + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def render_contrasts(plan: ContrastPlan) -> str:
     """The contrast plan as markdown."""
-    ns = sorted({n for c in plan.contrasts for n in c.items_for_half_width})
-    w = f"{100 * plan.half_width:.0f}"
     lines = [
         f"### {plan.config_name}: items needed for differences between insertion points (pass@{plan.k}, paired)",
         "",
         f"From every item both points hold. A two-sided paired test at level {plan.alpha} with power {plan.power} "
         f"to detect the paper's difference between the two columns (the Oracle-line takes the paper's PRM-line "
-        f"value), and a 95% interval of +-{w} points, with n branches per (item, point, method); the run's n is "
-        f"{plan.run_n}.",
+        f"value), and a 95% interval of +-{100 * plan.half_width:.0f} points, with n branches per (item, point, "
+        f"method); the run's n is {plan.run_n}.",
         "",
-        "| method | contrast | items | mean diff (pts) | sd (pts) | paper diff (pts) | "
-        + " | ".join(f"N detect, n={n} | N +-{w}, n={n}" for n in ns) + " |",
-        "|---" * (6 + 2 * len(ns)) + "|",
+        *_size_table(["method", "contrast"], [([c.method, f"{c.a} - {c.b}"], c) for c in plan.contrasts],
+                     plan.half_width),
     ]
-    for c in plan.contrasts:
-        cells = []
-        for n in ns:
-            det = c.items_to_detect.get(n)
-            cells += ["–" if det is None else f"{det:,}", f"{c.items_for_half_width[n]:,}"]
-        paper = "–" if c.delta is None else f"{100 * c.delta:+.1f}"
-        lines.append(f"| {c.method} | {c.a} - {c.b} | {c.items} | {100 * c.mean:+.1f} | {100 * c.sd:.1f} | {paper} | "
-                     + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
