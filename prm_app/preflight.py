@@ -160,6 +160,13 @@ def check_output(path: str | Path, *, where: str, folder: bool = False, need: in
     return path
 
 
+def check_tree_output(out: Path, tokens: int, *, where: str = "--out") -> None:
+    """:func:`check_output` for a tree's JSON ``out`` and its HTML page beside it, each with room for
+    ``tokens`` generated tokens (:data:`BYTES_PER_TOKEN`, twice: the page embeds the tree)."""
+    for path in (out, out.with_suffix(".html")):
+        check_output(path, where=where, need=2 * BYTES_PER_TOKEN * tokens)
+
+
 def read_text(path: str | Path, *, where: str) -> str:
     """The text of a file the user named (a response file, a tree): missing, folder, not UTF-8 are errors."""
     path = user_file(path, where=where)

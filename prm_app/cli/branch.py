@@ -84,7 +84,7 @@ class Plan:
 
 def check(args: argparse.Namespace) -> Plan:
     """Check every input of ``branch`` without loading the model; raise ``InputErrors`` listing the problems."""
-    from prm_app.preflight import Request, check_output, check_requests, cut_response, kv_bytes, read_text
+    from prm_app.preflight import Request, check_requests, cut_response, kv_bytes, read_text
     from prm_fire.prompts import build_messages
 
     problems = Problems()
@@ -107,12 +107,11 @@ def check(args: argparse.Namespace) -> Plan:
             from prm_app.preflight import InputError
 
             raise InputError("--point prm needs --first-error K (the 0-based first incorrect step)")
-    with problems.check():  # the tree JSON and its HTML page beside it, room for every branch at full length
-        from prm_app.preflight import BYTES_PER_TOKEN
+    with problems.check():  # room for every branch at full length
+        from prm_app.preflight import check_tree_output
 
-        tokens = (2 if args.method == "both" else 1) * args.n * args.max_new_tokens + args.response_max_new_tokens
-        for path in (args.out, args.out.with_suffix(".html")):
-            check_output(path, where="--out", need=2 * BYTES_PER_TOKEN * tokens)
+        check_tree_output(args.out, (2 if args.method == "both" else 1) * args.n * args.max_new_tokens
+                          + args.response_max_new_tokens)
     shape = problems.engine(args.backend, args.model)
 
     with problems.check():

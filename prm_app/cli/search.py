@@ -80,7 +80,7 @@ def check(args: argparse.Namespace):
     """Check every input without loading a model; returns (problem, response or None, config, scorer options)."""
     from pydantic import ValidationError
 
-    from prm_app.preflight import InputError, Request, check_output, check_requests, kv_bytes, read_text
+    from prm_app.preflight import InputError, Request, check_requests, kv_bytes, read_text
     from prm_fire.prompts import build_messages
     from prm_fire.search.cuts import make_cut
 
@@ -119,12 +119,11 @@ def check(args: argparse.Namespace):
         with problems.check():
             if args.prm in ("reference", "combined") and problem is not None and not problem.solution:
                 raise InputError(f"--prm {args.prm}: problem {problem.id!r} has no reference solution to check against")
-    with problems.check():  # the tree JSON and its HTML page beside it, room for the whole budget's branches
-        from prm_app.preflight import BYTES_PER_TOKEN
+    with problems.check():  # room for the whole budget's branches
+        from prm_app.preflight import check_tree_output
 
-        tokens = args.budget + args.max_new_tokens * args.n * args.width + args.response_max_new_tokens
-        for path in (args.out, args.out.with_suffix(".html")):
-            check_output(path, where="--out", need=2 * BYTES_PER_TOKEN * tokens)
+        check_tree_output(args.out, args.budget + args.max_new_tokens * args.n * args.width
+                          + args.response_max_new_tokens)
     shape = problems.engine(args.backend, args.model)
     with problems.check():
         prompt = tuple(m.content for m in build_messages(problem))
